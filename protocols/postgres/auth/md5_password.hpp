@@ -1,5 +1,5 @@
-// PostgreSQL's MD5 password response (protocol docs, AuthenticationMD5Password), for upstream login.
-// Pure function over bytes; must not depend on the PostgreSQL codec or on I/O.
+// PostgreSQL's MD5 password response (protocol docs, AuthenticationMD5Password), for upstream
+// login. Pure function over bytes; must not depend on the PostgreSQL codec or on I/O.
 #pragma once
 
 #include <cstddef>
@@ -16,6 +16,6 @@ namespace gh::pg {
 // Fails only if OpenSSL offers no MD5 (a FIPS-only configuration): the upstream picks the method,
 // so that must be an error value, not an assertion.
 gh::Result<std::string> md5_password_response(std::string_view user, std::string_view password,
-                                  std::span<const std::byte, 4> salt);
+                                              std::span<const std::byte, 4> salt);
 
 }  // namespace gh::pg

@@ -1,5 +1,5 @@
-// SCRAM-SHA-256 client (RFC 5802, RFC 7677) as PostgreSQL uses it, for the gateway's upstream login.
-// Sans-I/O over plain strings: must not depend on the PostgreSQL codec or on I/O.
+// SCRAM-SHA-256 client (RFC 5802, RFC 7677) as PostgreSQL uses it, for the gateway's upstream
+// login. Sans-I/O over plain strings: must not depend on the PostgreSQL codec or on I/O.
 #pragma once
 
 #include <array>

@@ -19,7 +19,8 @@ std::array<std::byte, 4> salt_of(unsigned char a, unsigned char b, unsigned char
 
 // Derived by hand in a shell:
 //   inner=$(echo -n "secretpostgres" | md5sum | cut -d' ' -f1)   # 53f48b7c4b76a86ce72276c5755f217d
-//   (printf '%s' "$inner"; printf '\x01\x02\x03\x04') | md5sum    # bb41a296aab6baccb36ff243a562abff
+//   (printf '%s' "$inner"; printf '\x01\x02\x03\x04') | md5sum    #
+//   bb41a296aab6baccb36ff243a562abff
 TEST(Md5Password, LiteralVectors) {
   EXPECT_EQ(md5_password_response("postgres", "secret", salt_of(1, 2, 3, 4)).value(),
             "md5bb41a296aab6baccb36ff243a562abff");
@@ -53,8 +54,8 @@ TEST(Md5Password, MatchesFormulaComputedIndependently) {
   };
   for (const auto& c : cases) {
     const std::string salt(reinterpret_cast<const char*>(c.salt.data()), 4);
-    const std::string expected = "md5" + reference_md5_hex(reference_md5_hex(c.password + c.user) +
-                                                           salt);
+    const std::string expected =
+        "md5" + reference_md5_hex(reference_md5_hex(c.password + c.user) + salt);
     EXPECT_EQ(md5_password_response(c.user, c.password, c.salt).value(), expected);
   }
 }
@@ -86,10 +87,10 @@ TEST(SaslMechanisms, OnlyUnknownOrPlusMeansNoScram) {
 TEST(SaslMechanisms, RejectsMalformedLists) {
   const std::string_view bad[] = {
       ""sv,
-      "\0"sv,                                  // empty list
-      "SCRAM-SHA-256"sv,                       // no NUL at all
-      "SCRAM-SHA-256\0"sv,                     // no list terminator
-      "SCRAM-SHA-256\0\0junk"sv,               // bytes after the list
+      "\0"sv,                     // empty list
+      "SCRAM-SHA-256"sv,          // no NUL at all
+      "SCRAM-SHA-256\0"sv,        // no list terminator
+      "SCRAM-SHA-256\0\0junk"sv,  // bytes after the list
       "SCRAM-SHA-256\0\0\0"sv,
   };
   for (std::string_view data : bad) {
@@ -110,9 +111,9 @@ TEST(Saslprep, AsciiIsUnchangedAndExact) {
 }
 
 TEST(Saslprep, InvalidUtf8IsUsedRaw) {
-  for (std::string_view pw : {"\xff"sv, "ab\xc3"sv, "\xc0\xaf"sv /* overlong '/' */,
-                              "\xed\xa0\x80"sv /* surrogate */, "\xf4\x90\x80\x80"sv,
-                              "\xc2\xa0\x80"sv /* stray continuation after a valid space */}) {
+  for (std::string_view pw :
+       {"\xff"sv, "ab\xc3"sv, "\xc0\xaf"sv /* overlong '/' */, "\xed\xa0\x80"sv /* surrogate */,
+        "\xf4\x90\x80\x80"sv, "\xc2\xa0\x80"sv /* stray continuation after a valid space */}) {
     const PreparedPassword p = saslprep_password(pw);
     EXPECT_EQ(p.bytes, pw);
     EXPECT_TRUE(p.exact);
@@ -122,20 +123,26 @@ TEST(Saslprep, InvalidUtf8IsUsedRaw) {
 TEST(Saslprep, MapsSpacesAndMappedToNothing) {
   // U+00A0 and U+3000 -> SPACE; U+00AD SOFT HYPHEN and U+FEFF -> nothing; U+200B -> SPACE (as
   // PostgreSQL, which applies C.1.2 first).
-  PreparedPassword p = saslprep_password("a\xc2\xa0" "b\xe3\x80\x80" "c\xc2\xad" "d\xef\xbb\xbf" "e\xe2\x80\x8b" "f");
+  PreparedPassword p = saslprep_password(
+      "a\xc2\xa0"
+      "b\xe3\x80\x80"
+      "c\xc2\xad"
+      "d\xef\xbb\xbf"
+      "e\xe2\x80\x8b"
+      "f");
   EXPECT_EQ(p.bytes, "a b cde f");
   EXPECT_TRUE(p.exact);
 }
 
 TEST(Saslprep, ProhibitedOrEmptyResultFallsBackToRaw) {
   const std::string_view raw[] = {
-      "a\xc2\xa0\xee\x80\x80"sv,     // private use U+E000, even with a mappable space
-      "\xc2\x85x"sv,                 // U+0085, C.2.2 control
-      "x\xef\xbf\xbe"sv,             // U+FFFE non-character
-      "x\xf0\x9f\xbf\xbf"sv,         // U+1FFFF non-character in plane 1
-      "x\xe2\x80\x8e"sv,             // U+200E LEFT-TO-RIGHT MARK, C.8
-      "x\xf3\xa0\x80\x81"sv,         // U+E0001 language tag, C.9
-      "\xc2\xad\xef\xbb\xbf"sv,      // maps to the empty string
+      "a\xc2\xa0\xee\x80\x80"sv,  // private use U+E000, even with a mappable space
+      "\xc2\x85x"sv,              // U+0085, C.2.2 control
+      "x\xef\xbf\xbe"sv,          // U+FFFE non-character
+      "x\xf0\x9f\xbf\xbf"sv,      // U+1FFFF non-character in plane 1
+      "x\xe2\x80\x8e"sv,          // U+200E LEFT-TO-RIGHT MARK, C.8
+      "x\xf3\xa0\x80\x81"sv,      // U+E0001 language tag, C.9
+      "\xc2\xad\xef\xbb\xbf"sv,   // maps to the empty string
   };
   for (std::string_view pw : raw) {
     const PreparedPassword p = saslprep_password(pw);
@@ -146,7 +153,9 @@ TEST(Saslprep, ProhibitedOrEmptyResultFallsBackToRaw) {
 
 TEST(Saslprep, BeyondLatin1IsMarkedInexact) {
   // Latin-1 letters are NFKC-stable: exact.
-  EXPECT_TRUE(saslprep_password("gr\xc3\xbc\xc3\x9f" "e").exact);
+  EXPECT_TRUE(saslprep_password("gr\xc3\xbc\xc3\x9f"
+                                "e")
+                  .exact);
   // U+00B2 SUPERSCRIPT TWO would become '2' under NFKC, which is not implemented.
   PreparedPassword p = saslprep_password("x\xc2\xb2");
   EXPECT_FALSE(p.exact);

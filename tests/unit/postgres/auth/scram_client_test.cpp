@@ -112,8 +112,8 @@ struct ReferenceServer {
     SHA256(recovered_key.data(), recovered_key.size(), recovered_stored.data());
     if (recovered_stored != stored_key) return "e=invalid-proof";
     const auto server_signature = hmac(hmac(salted_password, "Server Key"), auth_message);
-    return "v=" + base64_encode(std::string_view(
-                      reinterpret_cast<const char*>(server_signature.data()), 32));
+    return "v=" + base64_encode(
+                      std::string_view(reinterpret_cast<const char*>(server_signature.data()), 32));
   }
 };
 
@@ -141,8 +141,8 @@ TEST(ScramClient, AgreesWithReferenceServer) {
     int iterations;
   } cases[] = {
       {"secret", "0123456789abcdef", 4096},
-      {"", "s", 1},                                    // empty password, tiny salt, one iteration
-      {"p\x01w\x7f", std::string("\0\xff\x80", 3), 2},  // ASCII controls are used unchanged
+      {"", "s", 1},                                      // empty password, tiny salt, one iteration
+      {"p\x01w\x7f", std::string("\0\xff\x80", 3), 2},   // ASCII controls are used unchanged
       {"caf\xc3\xa9 \xc3\x9f", "saltsaltsaltsalt", 10},  // Latin-1: SASLprep is the identity
       {std::string(1000, 'x'), std::string(64, '\x5a'), 100},
   };
@@ -186,7 +186,7 @@ TEST(ScramClient, WrongServerSignatureIsRejected) {
   const std::string_view bad_finals[] = {
       "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G5=",  // last bits differ
       "v=AAAATRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
-      "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl9",   // truncated
+      "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl9",     // truncated
       "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4",  // bad padding
       "v=",
       "",
@@ -206,8 +206,8 @@ TEST(ScramClient, ServerFinalExtensionsAfterVerifierAreAccepted) {
   ScramClient client("pencil", std::string(kRfcNonce), "user");
   client.client_first_message();
   ASSERT_TRUE(client.client_final_message(kRfcServerFirst).has_value());
-  EXPECT_TRUE(client.verify_server_final("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=,x=y")
-                  .has_value());
+  EXPECT_TRUE(
+      client.verify_server_final("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=,x=y").has_value());
 }
 
 gh::Result<std::string> final_for(std::string_view server_first) {
@@ -220,12 +220,12 @@ TEST(ScramClient, RejectsBadServerFirst) {
   const std::string too_long = "r=rOprNGfwEbeRWgbNEkqOx,s=QQ==,i=1," + std::string(5000, 'a');
   const std::string_view cases[] = {
       // nonce
-      "r=XOprNGfwEbeRWgbNEkqO%hvY,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",  // not our prefix
-      "r=rOprNGfwEbeRWgbNEkqO,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",      // no server part
-      "r=rOprNGfw,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",                  // shorter than ours
-      "r=rOprNGfwEbeRWgbNEkqO\x01x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",  // unprintable
-      "r=rOprNGfwEbeRWgbNEkqO x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",    // space
-      "s=W22ZaJ0SNY7soEsUEjb6gQ==,r=rOprNGfwEbeRWgbNEkqOx,i=4096",     // order
+      "r=XOprNGfwEbeRWgbNEkqO%hvY,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",     // not our prefix
+      "r=rOprNGfwEbeRWgbNEkqO,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",         // no server part
+      "r=rOprNGfw,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",                     // shorter than ours
+      "r=rOprNGfwEbeRWgbNEkqO\x01x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",    // unprintable
+      "r=rOprNGfwEbeRWgbNEkqO x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",       // space
+      "s=W22ZaJ0SNY7soEsUEjb6gQ==,r=rOprNGfwEbeRWgbNEkqOx,i=4096",        // order
       "m=ext,r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",  // mandatory extension
       // salt
       "r=rOprNGfwEbeRWgbNEkqOx,i=4096",
