@@ -1,0 +1,233 @@
+// The gatehouse subcommands: wiring of configuration, identity, the PostgreSQL gateway, the
+// engine and the recording. Errors go to stderr as one line with what to fix.
+#include "app/commands.hpp"
+
+#include <time.h>
+
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "core/config.hpp"
+#include "core/engine/server.hpp"
+#include "core/identity/issuer.hpp"
+#include "core/identity/jwt.hpp"
+#include "protocols/postgres/gateway.hpp"
+#include "record/flusher.hpp"
+#include "record/format.hpp"
+#include "record/reader.hpp"
+
+namespace gh::app {
+namespace {
+
+int error_exit(const std::string& message, int code = 1) {
+  fmt::print(stderr, "gatehouse: {}\n", message);
+  return code;
+}
+
+Result<std::string> trail_dir(const TrailOptions& o) {
+  if (!o.dir.empty()) return o.dir;
+  if (o.config_file.empty()) return fail("give the trail with --dir DIR or -c CONFIG");
+  auto config = config::load(o.config_file);
+  if (!config) return std::unexpected(config.error());
+  return config->recording.dir;
+}
+
+// "2026-11-23T09:00:00Z" (UTC), or a duration back from now ("2h").
+Result<uint64_t> parse_time_ns(const std::string& text) {
+  if (auto ago = identity::parse_duration_s(text)) {
+    return uint64_t(std::time(nullptr) - *ago) * 1000000000ull;
+  }
+  std::tm tm{};
+  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (end == nullptr || (*end != '\0' && std::string_view(end) != "Z"))
+    return fail(fmt::format("bad time '{}': use 2026-11-23T09:00:00Z or a duration like 2h", text));
+  return uint64_t(timegm(&tm)) * 1000000000ull;
+}
+
+}  // namespace
+
+int check(const std::string& config_file) {
+  auto config = config::load(config_file);
+  if (!config) return error_exit(config.error().message);
+  auto validator = identity::Validator::create(config->identity.issuers, config->identity.options);
+  if (!validator) return error_exit(validator.error().message);
+  fmt::print("{}: ok ({} listeners, {} connections, {} issuers)\n", config_file,
+             config->listeners.size(), config->connections.size(), config->identity.issuers.size());
+  return 0;
+}
+
+int serve(const ServeOptions& options) {
+  auto config = config::load(options.config_file);
+  if (!config) return error_exit(config.error().message);
+  auto validator = identity::Validator::create(config->identity.issuers, config->identity.options);
+  if (!validator) return error_exit(validator.error().message);
+
+  const uint32_t shards = options.shards != 0       ? options.shards
+                          : config->engine.shards != 0 ? config->engine.shards
+                                                       : uint32_t(engine::usable_cpus().size());
+
+  // Every thread started from here on inherits the blocked signals; only sigwait sees them.
+  engine::block_shutdown_signals();
+
+  rec::FlusherOptions recording;
+  recording.dir = config->recording.dir;
+  recording.node_id = config->node_id;
+  recording.shard_count = uint16_t(shards);
+  recording.ring_bytes = config->recording.ring_bytes;
+  recording.segment_bytes_max = config->recording.segment_bytes_max;
+  recording.flush_interval_ms = config->recording.flush_interval_ms;
+  recording.on_error = [](const rec::FlushError& e) {
+    fmt::print(stderr, "gatehouse: recording: {}\n", e.message);
+  };
+  auto flusher = rec::Flusher::create(recording);
+  if (!flusher) return error_exit("recording: " + flusher.error().message);
+  if (auto r = (*flusher)->start(); !r) return error_exit("recording: " + r.error().message);
+
+  std::vector<rec::Ring*> rings;
+  for (uint32_t i = 0; i < shards; ++i) rings.push_back(&(*flusher)->ring(uint16_t(i)));
+  auto gateway = pg::Gateway::create(*config, *validator, rings);
+  if (!gateway) return error_exit(gateway.error().message);
+
+  std::vector<engine::ListenerSpec> listeners;
+  for (uint32_t i = 0; i < config->listeners.size(); ++i) {
+    const auto& l = config->listeners[i];
+    listeners.push_back(engine::ListenerSpec{
+        .info = {.name = l.name, .protocol = l.protocol, .loopback = l.address.loopback, .index = i},
+        .address = l.address.storage,
+        .address_length = l.address.length,
+        .factory = &(*gateway)->factory()});
+  }
+
+  engine::ServerOptions server_options;
+  server_options.shards = shards;
+  server_options.shard.buffers.ring_buffer_count = config->engine.buffer_count;
+  server_options.shard.buffers.buffer_bytes = config->engine.buffer_bytes;
+  server_options.shard.connections_max = config->engine.connections_per_shard_max;
+  server_options.shard.drain_timeout_ms = config->engine.drain_timeout_ms;
+  engine::Server server(server_options, std::move(listeners));
+  if (auto r = server.start(); !r) {
+    (void)(*flusher)->stop();
+    return error_exit(r.error().message);
+  }
+  for (const auto& l : config->listeners) {
+    fmt::print(stderr, "gatehouse: listening on {} ({}{})\n", l.address.text, l.protocol,
+               l.tls ? ", TLS" : "");
+  }
+  fmt::print(stderr, "gatehouse: ready: {} shards, io_uring {}, recording to {}\n",
+             server.shard_count(), server.ring_features(), config->recording.dir);
+
+  const int sig = engine::wait_for_shutdown_signal();
+  fmt::print(stderr, "gatehouse: signal {}: draining\n", sig);
+  server.request_stop();
+  server.join();
+  if (auto r = (*flusher)->stop(); !r) return error_exit("recording: " + r.error().message);
+  const auto counters = (*flusher)->counters();
+  fmt::print(stderr, "gatehouse: stopped; {} records recorded\n", counters.records);
+  return 0;
+}
+
+int keygen(const KeygenOptions& o) {
+  std::string key = o.key_file;
+  std::string jwks = o.jwks_file;
+  if (!o.config_file.empty()) {
+    auto config = config::load(o.config_file);
+    if (!config) return error_exit(config.error().message);
+    if (!config->identity.builtin) return error_exit(o.config_file + ": identity.builtin is not configured");
+    if (key.empty()) key = config->identity.builtin->key_file;
+    if (jwks.empty()) jwks = config->identity.builtin->jwks_file;
+  }
+  if (key.empty() || jwks.empty()) return error_exit("give --key and --jwks, or -c CONFIG");
+  auto kid = identity::keygen(key, jwks);
+  if (!kid) return error_exit(kid.error().message);
+  fmt::print("key {} written to {} (public JWKS: {})\n", *kid, key, jwks);
+  return 0;
+}
+
+int token_issue(const TokenIssueOptions& o) {
+  identity::TokenRequest request;
+  std::string key = o.key_file;
+  request.issuer = o.issuer;
+  request.audience = o.audience;
+  if (!o.config_file.empty()) {
+    auto config = config::load(o.config_file);
+    if (!config) return error_exit(config.error().message);
+    if (!config->identity.builtin) return error_exit(o.config_file + ": identity.builtin is not configured");
+    if (key.empty()) key = config->identity.builtin->key_file;
+    if (request.issuer.empty()) request.issuer = config->identity.builtin->issuer;
+    if (request.audience.empty()) request.audience = config->identity.builtin->audience;
+  }
+  if (key.empty()) return error_exit("give --key FILE or -c CONFIG");
+  if (request.issuer.empty()) request.issuer = "gatehouse";
+  if (request.audience.empty()) request.audience = "gatehouse";
+  auto ttl = identity::parse_duration_s(o.ttl);
+  if (!ttl) return error_exit("--ttl: " + ttl.error().message);
+  request.subject = o.subject;
+  request.groups = o.groups;
+  request.ttl_s = *ttl;
+  request.actors = o.actors;
+  auto minter = identity::TokenMinter::load(key);
+  if (!minter) return error_exit(minter.error().message);
+  auto token = minter->issue(request, int64_t(std::time(nullptr)));
+  if (!token) return error_exit(token.error().message);
+  fmt::print("{}\n", *token);
+  return 0;
+}
+
+int verify(const std::string& dir, bool json) {
+  auto report = rec::verify_trail(dir);
+  if (!report) return error_exit(report.error().message, 2);
+  if (json) {
+    fmt::print("{}\n", rec::dump_json(rec::verify_to_json(*report)));
+  } else {
+    fmt::print("{}\n", rec::format_verify(*report));
+  }
+  return report->ok() ? 0 : 1;
+}
+
+int sessions(const SessionsOptions& o) {
+  auto dir = trail_dir(o.trail);
+  if (!dir) return error_exit(dir.error().message, 2);
+  rec::SessionFilter filter;
+  filter.user = o.user;
+  filter.chain_member = o.actor;
+  filter.connection = o.connection;
+  if (!o.since.empty()) {
+    auto t = parse_time_ns(o.since);
+    if (!t) return error_exit("--since: " + t.error().message, 2);
+    filter.from_ns = *t;
+  }
+  if (!o.until.empty()) {
+    auto t = parse_time_ns(o.until);
+    if (!t) return error_exit("--until: " + t.error().message, 2);
+    filter.to_ns = *t;
+  }
+  auto list = rec::list_sessions(*dir, filter);
+  if (!list) return error_exit(list.error().message, 2);
+  if (o.trail.json) {
+    fmt::print("{}\n", rec::dump_json(rec::sessions_to_json(*list)));
+  } else {
+    fmt::print("{}", rec::format_sessions_table(*list));
+  }
+  return 0;
+}
+
+int replay(const TrailOptions& o, const std::string& session_id) {
+  auto dir = trail_dir(o);
+  if (!dir) return error_exit(dir.error().message, 2);
+  auto id = rec::parse_session_id(session_id);
+  if (!id) return error_exit(fmt::format("'{}' is not a session id (hex)", session_id), 2);
+  auto events = rec::load_session(*dir, *id);
+  if (!events) return error_exit(events.error().message, 2);
+  if (events->empty()) return error_exit(fmt::format("no session {} in {}", session_id, *dir), 1);
+  if (o.json) {
+    fmt::print("{}\n", rec::dump_json(rec::replay_to_json(*events)));
+  } else {
+    fmt::print("{}", rec::format_replay(*events));
+  }
+  return 0;
+}
+
+}  // namespace gh::app

@@ -1,0 +1,55 @@
+// The gatehouse subcommands. This folder is the composition root: it may depend on every module,
+// and no module depends on it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gh::app {
+
+struct ServeOptions {
+  std::string config_file;
+  uint32_t shards = 0;  // 0: from the config (default one per core)
+};
+int serve(const ServeOptions&);
+int check(const std::string& config_file);
+
+struct KeygenOptions {
+  std::string config_file;  // takes key and JWKS paths from identity.builtin
+  std::string key_file;
+  std::string jwks_file;
+};
+int keygen(const KeygenOptions&);
+
+struct TokenIssueOptions {
+  std::string config_file;
+  std::string key_file;
+  std::string issuer;
+  std::string audience;
+  std::string subject;
+  std::vector<std::string> groups;
+  std::string ttl = "15m";
+  std::vector<std::string> actors;
+};
+int token_issue(const TokenIssueOptions&);
+
+struct TrailOptions {
+  std::string config_file;  // takes recording.dir from it
+  std::string dir;
+  bool json = false;
+};
+int verify(const std::string& dir, bool json);
+struct SessionsOptions {
+  TrailOptions trail;
+  std::string user;
+  std::string actor;
+  std::string connection;
+  std::string since;
+  std::string until;
+};
+int sessions(const SessionsOptions&);
+int replay(const TrailOptions&, const std::string& session_id);
+
+}  // namespace gh::app

@@ -1,0 +1,75 @@
+// gatehouse command line: parses arguments with CLI11 and runs a subcommand.
+// Holds no product logic; see commands.cpp and the modules.
+#include <CLI/CLI.hpp>
+
+#include "app/commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"gatehouse: an identity-aware gateway for CI/CD pipelines and their agents"};
+  app.require_subcommand(1);
+
+  gh::app::ServeOptions serve;
+  auto* serve_cmd = app.add_subcommand("serve", "Run the gateway");
+  serve_cmd->add_option("-c,--config", serve.config_file, "Configuration file")->required();
+  serve_cmd->add_option("--shards", serve.shards, "Shards (threads); default one per core");
+
+  std::string check_file;
+  auto* check_cmd = app.add_subcommand("check", "Validate a configuration without serving");
+  check_cmd->add_option("-c,--config", check_file, "Configuration file")->required();
+
+  gh::app::KeygenOptions keygen;
+  auto* keygen_cmd = app.add_subcommand("keygen", "Create the built-in issuer's Ed25519 key and JWKS");
+  keygen_cmd->add_option("-c,--config", keygen.config_file, "Take paths from identity.builtin");
+  keygen_cmd->add_option("--key", keygen.key_file, "Private key file to write (PEM, mode 0600)");
+  keygen_cmd->add_option("--jwks", keygen.jwks_file, "Public JWKS file to write");
+
+  auto* token_cmd = app.add_subcommand("token", "Mint tokens with the built-in issuer");
+  token_cmd->require_subcommand(1);
+  gh::app::TokenIssueOptions issue;
+  auto* issue_cmd = token_cmd->add_subcommand("issue", "Issue a token");
+  issue_cmd->add_option("-c,--config", issue.config_file, "Take key, issuer and audience from identity.builtin");
+  issue_cmd->add_option("--key", issue.key_file, "Issuer private key (PEM)");
+  issue_cmd->add_option("--iss", issue.issuer, "Issuer (iss)");
+  issue_cmd->add_option("--aud", issue.audience, "Audience (aud)");
+  issue_cmd->add_option("--sub", issue.subject, "Subject (sub)")->required();
+  issue_cmd->add_option("--groups", issue.groups, "Groups, comma-separated or repeated")->delimiter(',');
+  issue_cmd->add_option("--ttl", issue.ttl, "Lifetime: 90s, 15m, 2h, 1d")->default_val("15m");
+  issue_cmd->add_option("--act", issue.actors,
+                        "Actor acting for the subject; repeat in delegation order, earliest first");
+
+  std::string verify_dir;
+  bool verify_json = false;
+  auto* verify_cmd = app.add_subcommand("verify", "Verify a recorded trail's hash chain");
+  verify_cmd->add_option("dir", verify_dir, "Trail directory (recording.dir)")->required();
+  verify_cmd->add_flag("--json", verify_json, "JSON output");
+
+  gh::app::SessionsOptions sessions;
+  auto* sessions_cmd = app.add_subcommand("sessions", "List recorded sessions");
+  sessions_cmd->add_option("-c,--config", sessions.trail.config_file, "Take the trail from recording.dir");
+  sessions_cmd->add_option("--dir", sessions.trail.dir, "Trail directory");
+  sessions_cmd->add_option("--user", sessions.user, "Database user given at login");
+  sessions_cmd->add_option("--actor", sessions.actor, "Anyone in the identity chain");
+  sessions_cmd->add_option("--connection", sessions.connection, "Connection name");
+  sessions_cmd->add_option("--since", sessions.since, "Active at or after (RFC 3339 UTC, or a duration ago: 2h)");
+  sessions_cmd->add_option("--until", sessions.until, "Started at or before (same forms)");
+  sessions_cmd->add_flag("--json", sessions.trail.json, "JSON output");
+
+  gh::app::TrailOptions replay;
+  std::string replay_id;
+  auto* replay_cmd = app.add_subcommand("replay", "Print one recorded session in order");
+  replay_cmd->add_option("id", replay_id, "Session id (hex)")->required();
+  replay_cmd->add_option("-c,--config", replay.config_file, "Take the trail from recording.dir");
+  replay_cmd->add_option("--dir", replay.dir, "Trail directory");
+  replay_cmd->add_flag("--json", replay.json, "JSON output");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (*serve_cmd) return gh::app::serve(serve);
+  if (*check_cmd) return gh::app::check(check_file);
+  if (*keygen_cmd) return gh::app::keygen(keygen);
+  if (*issue_cmd) return gh::app::token_issue(issue);
+  if (*verify_cmd) return gh::app::verify(verify_dir, verify_json);
+  if (*sessions_cmd) return gh::app::sessions(sessions);
+  if (*replay_cmd) return gh::app::replay(replay, replay_id);
+  return 2;
+}

@@ -1,0 +1,116 @@
+// The gateway's YAML configuration: listeners, identity issuers, connections and their
+// upstreams, recording, engine limits. Must not depend on any wire protocol.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/identity/jwt.hpp"
+
+namespace gh::config {
+
+struct SocketAddress {
+  std::string text;  // as written, e.g. "127.0.0.1:6432"
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  bool loopback = false;
+};
+
+struct EngineConfig {
+  uint32_t shards = 0;  // 0: one per CPU
+  uint32_t buffer_count = 2048;
+  uint32_t buffer_bytes = 16384;
+  uint32_t connections_per_shard_max = 65536;
+  uint32_t drain_timeout_ms = 30000;
+  uint32_t auth_timeout_ms = 30000;     // from accept to an authenticated, ready session
+  uint32_t connect_timeout_ms = 10000;  // upstream TCP + TLS + login
+};
+
+struct TlsFiles {
+  std::string cert_file;
+  std::string key_file;
+};
+
+struct ListenerConfig {
+  std::string name;
+  std::string protocol;  // "postgres"
+  SocketAddress address;
+  std::optional<TlsFiles> tls;
+  bool allow_plaintext = false;  // plaintext is always allowed on loopback listeners
+};
+
+enum class UpstreamTls { kDisable, kRequire, kVerifyFull };
+
+struct UpstreamConfig {
+  std::string host;
+  uint16_t port = 5432;
+  SocketAddress address;  // resolved at load
+  std::string database;
+  std::string user;
+  std::string password;   // read from password_file or password_env at load; never logged
+  UpstreamTls tls = UpstreamTls::kDisable;
+  std::string ca_file;
+  std::string server_name;  // for verify-full; defaults to host
+};
+
+struct ConnectionConfig {
+  std::string name;      // what clients ask for (PostgreSQL: the startup "database")
+  std::string protocol;  // "postgres"
+  std::vector<std::string> allow_groups;
+  UpstreamConfig upstream;
+};
+
+struct BuiltinIssuerConfig {
+  std::string key_file;
+  std::string jwks_file;
+  std::string issuer = "gatehouse";
+  std::string audience = "gatehouse";
+};
+
+struct IdentityConfig {
+  std::vector<identity::IssuerConfig> issuers;
+  identity::ValidatorOptions options;
+  std::optional<BuiltinIssuerConfig> builtin;
+};
+
+struct RecordingConfig {
+  std::string dir;
+  uint32_t flush_interval_ms = 100;
+  uint32_t ring_bytes = 4u << 20;
+  uint64_t segment_bytes_max = 64ull << 20;
+};
+
+struct Config {
+  std::filesystem::path source;
+  std::string node_id;
+  EngineConfig engine;
+  std::vector<ListenerConfig> listeners;
+  IdentityConfig identity;
+  std::vector<ConnectionConfig> connections;
+  RecordingConfig recording;
+
+  const ConnectionConfig* find_connection(std::string_view name) const;
+};
+
+// Reads and validates a config file. Relative paths in it are taken from the file's folder.
+// Every error names the file, the key path and the reason.
+Result<Config> load(const std::filesystem::path& file);
+// The same from text; `source` names it in errors, `base_dir` anchors relative paths.
+Result<Config> parse(std::string_view yaml_text, const std::string& source,
+                     const std::filesystem::path& base_dir);
+
+// "127.0.0.1:6432", "[::1]:6432", "localhost:5432": resolved once, numerically preferred.
+Result<SocketAddress> resolve_address(std::string_view host_port);
+Result<SocketAddress> resolve_host(const std::string& host, uint16_t port);
+
+// Whether a validated caller may use a connection: one of its groups must be allowed.
+bool groups_allowed(const ConnectionConfig& connection, const std::vector<std::string>& groups);
+
+}  // namespace gh::config

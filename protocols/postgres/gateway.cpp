@@ -1,0 +1,43 @@
+// Start-up assembly of the PostgreSQL gateway's shared, read-only context.
+// Must not do socket I/O.
+#include "protocols/postgres/gateway.hpp"
+
+#include <fmt/format.h>
+
+namespace gh::pg {
+
+Result<std::unique_ptr<Gateway>> Gateway::create(const config::Config& config,
+                                                 const identity::Validator& validator,
+                                                 std::vector<rec::Ring*> rings) {
+  std::unique_ptr<Gateway> g(new Gateway());
+  g->context_.config = &config;
+  g->context_.validator = &validator;
+  g->context_.rings = std::move(rings);
+  for (const auto& listener : config.listeners) {
+    if (!listener.tls) {
+      g->context_.listener_tls.push_back(nullptr);
+      continue;
+    }
+    auto ctx = tls::ServerContext::create(
+        tls::ServerConfig{.cert_file = listener.tls->cert_file, .key_file = listener.tls->key_file});
+    if (!ctx) return fail(fmt::format("listener {}: {}", listener.name, ctx.error().message));
+    g->server_tls_.push_back(std::make_unique<tls::ServerContext>(std::move(*ctx)));
+    g->context_.listener_tls.push_back(g->server_tls_.back().get());
+  }
+  for (const auto& connection : config.connections) {
+    const auto& up = connection.upstream;
+    if (up.tls == config::UpstreamTls::kDisable) continue;
+    tls::ClientConfig client{
+        .verify = up.tls == config::UpstreamTls::kVerifyFull ? tls::ClientConfig::Verify::kFull
+                                                             : tls::ClientConfig::Verify::kNone,
+        .ca_file = up.ca_file,
+        .server_name = up.server_name};
+    auto ctx = tls::ClientContext::create(client);
+    if (!ctx) return fail(fmt::format("connection {}: upstream TLS: {}", connection.name, ctx.error().message));
+    g->client_tls_.push_back(std::make_unique<tls::ClientContext>(std::move(*ctx)));
+    g->context_.upstream_tls[connection.name] = g->client_tls_.back().get();
+  }
+  return g;
+}
+
+}  // namespace gh::pg

@@ -1,0 +1,33 @@
+// Builds what PostgreSQL sessions share (TLS contexts, issuers, recording rings) from the
+// configuration, once at start-up. Must not do socket I/O.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "core/config.hpp"
+#include "core/identity/jwt.hpp"
+#include "core/tls/context.hpp"
+#include "protocols/postgres/session.hpp"
+
+namespace gh::pg {
+
+class Gateway {
+ public:
+  // `rings` holds one recording ring per shard; all arguments must outlive the gateway.
+  static Result<std::unique_ptr<Gateway>> create(const config::Config& config,
+                                                 const identity::Validator& validator,
+                                                 std::vector<rec::Ring*> rings);
+  SessionFactory& factory() { return factory_; }
+  const GatewayContext& context() const { return context_; }
+
+ private:
+  Gateway() : factory_(&context_) {}
+
+  GatewayContext context_;
+  SessionFactory factory_;
+  std::vector<std::unique_ptr<tls::ServerContext>> server_tls_;
+  std::vector<std::unique_ptr<tls::ClientContext>> client_tls_;
+};
+
+}  // namespace gh::pg

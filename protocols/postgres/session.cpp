@@ -1,0 +1,995 @@
+// PostgreSQL session state machine over core's Connection: startup and token login on the client
+// side, gateway-held credentials on the upstream side, then message relay with recording.
+// Must not do socket I/O or hold policy rules; bytes go through the codec, records into the ring.
+#include "protocols/postgres/session.hpp"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "protocols/postgres/auth/md5_password.hpp"
+#include "protocols/postgres/auth/sasl_mechanisms.hpp"
+#include "protocols/postgres/codec/encoder.hpp"
+#include "record/event.hpp"
+
+namespace gh::pg {
+
+using engine::Connection;
+using engine::Link;
+using engine::Side;
+using rec::EventType;
+using rec::Field;
+using rec::FieldTag;
+
+int32_t gateway_process_id(uint32_t shard, uint32_t slot) {
+  return int32_t((shard << 24) | (slot + 1));
+}
+
+bool decode_gateway_process_id(int32_t pid, uint32_t& shard, uint32_t& slot) {
+  if (pid <= 0) return false;
+  const uint32_t low = uint32_t(pid) & 0xffffff;
+  if (low == 0) return false;
+  shard = uint32_t(pid) >> 24;
+  slot = low - 1;
+  return true;
+}
+
+namespace {
+
+// SQLSTATEs the gateway itself raises (PostgreSQL Error Codes appendix).
+constexpr std::string_view kInvalidPassword = "28P01";
+constexpr std::string_view kInvalidAuthorization = "28000";
+constexpr std::string_view kProtocolViolation = "08P01";
+constexpr std::string_view kConnectionFailure = "08006";
+constexpr std::string_view kUnableToConnect = "08001";
+constexpr std::string_view kRejectedConnection = "08004";
+constexpr std::string_view kFeatureNotSupported = "0A000";
+constexpr std::string_view kProgramLimitExceeded = "54000";
+constexpr std::string_view kAdminShutdown = "57P01";
+
+Bytes as_bytes(std::string_view s) { return {reinterpret_cast<const std::byte*>(s.data()), s.size()}; }
+std::string_view as_text(Bytes b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+
+uint32_t read_be32(const std::byte* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+
+uint64_t random_u64() {
+  uint64_t v = 0;
+  GH_ASSERT(RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) == 1);
+  return v;
+}
+
+// One frame of one side made whole: a view into the receive buffer when the frame sits in one
+// slice (zero copy), otherwise copied in as bytes arrive, so frames larger than the engine's
+// receive backlog still complete.
+class Gather {
+ public:
+  bool active() const { return active_; }
+  uint64_t frame_bytes() const { return frame_bytes_; }
+
+  std::optional<Bytes> take(Link& link, uint64_t frame_bytes) {
+    active_ = true;
+    frame_bytes_ = frame_bytes;
+    if (buffer_.empty()) {
+      const auto front = link.front();
+      if (front.size() >= frame_bytes) {
+        in_place_ = true;
+        return front.first(frame_bytes);
+      }
+    }
+    in_place_ = false;
+    const uint64_t n = std::min<uint64_t>(frame_bytes - buffer_.size(), link.readable());
+    if (n > 0) {
+      const size_t old = buffer_.size();
+      buffer_.resize(old + n);
+      link.peek(0, std::span(reinterpret_cast<std::byte*>(buffer_.data()) + old, n));
+      link.consume(n);
+    }
+    if (buffer_.size() < frame_bytes) return std::nullopt;
+    return as_bytes(buffer_);
+  }
+
+  // The frame goes on to the other side: moved without copying when it is still in place.
+  void forward(Connection& c, Side from) {
+    if (in_place_) {
+      c.forward(from, frame_bytes_);
+    } else {
+      c.link(engine::other(from)).write(buffer_);
+    }
+    reset();
+  }
+  // The frame was for the gateway alone.
+  void drop(Link& link) {
+    if (in_place_) link.consume(frame_bytes_);
+    reset();
+  }
+
+ private:
+  void reset() {
+    active_ = false;
+    in_place_ = false;
+    frame_bytes_ = 0;
+    if (buffer_.capacity() > (64u << 10)) {
+      std::string().swap(buffer_);
+    } else {
+      buffer_.clear();
+    }
+  }
+
+  std::string buffer_;
+  uint64_t frame_bytes_ = 0;
+  bool active_ = false;
+  bool in_place_ = false;
+};
+
+// A record that could not enter the ring yet: owned copies, pushed before anything newer.
+struct PendingRecord {
+  EventType type;
+  uint32_t sequence;
+  uint64_t time_ns;
+  std::vector<std::pair<FieldTag, std::string>> fields;
+};
+
+// Forwards a CancelRequest to the upstream backend on a connection of its own, then closes.
+class CancelForwarder final : public engine::ProtocolSession {
+ public:
+  CancelForwarder(int32_t pid, int32_t key) : pid_(pid), key_(key) {}
+  void on_start(Connection&) override {}
+  void on_input(Connection& c, Side side) override { c.link(side).consume(c.link(side).readable()); }
+  void on_upstream_connected(Connection& c, int error) override {
+    if (error == 0) {
+      std::string out;
+      encode_cancel_request(out, pid_, key_);
+      c.upstream().write(out);
+    }
+    c.close();
+  }
+  void on_peer_closed(Connection& c, const engine::PeerClosed&) override { c.close(); }
+
+ private:
+  int32_t pid_;
+  int32_t key_;
+};
+
+class Session final : public engine::ProtocolSession {
+ public:
+  Session(const GatewayContext& ctx, uint32_t shard, const engine::ListenerInfo& listener)
+      : ctx_(ctx), shard_(shard), listener_(listener), session_id_(random_u64()),
+        startup_decoder_(ctx.limits) {}
+
+  void on_start(Connection& c) override {
+    c.set_deadline_ms(ctx_.config->engine.auth_timeout_ms);
+  }
+
+  void on_input(Connection& c, Side) override { pump(c); }
+  void on_resume(Connection& c) override { pump(c); }
+
+  void on_upstream_connected(Connection& c, int error) override {
+    if (error != 0) {
+      fail_session(c, kUnableToConnect, "gatehouse could not connect to the upstream database",
+                   fmt::format("upstream connect to {} failed: {}",
+                               connection_->upstream.address.text, strerror(error)));
+      return;
+    }
+    if (connection_->upstream.tls != config::UpstreamTls::kDisable) {
+      std::string out;
+      encode_ssl_request(out);
+      c.upstream().write(out);
+      phase_ = Phase::kUpstreamSsl;
+    } else {
+      send_upstream_startup(c);
+    }
+    pump(c);
+  }
+
+  void on_peer_closed(Connection& c, const engine::PeerClosed& closed) override {
+    if (closed.side == Side::kClient) {
+      if (c.upstream().is_open()) {
+        std::string out;
+        encode_terminate(out);
+        c.upstream().write(out);
+      }
+      return end_session(c, closed.error == 0 ? "client disconnected"
+                                              : fmt::format("client connection error: {}",
+                                                            closed.detail.empty() ? strerror(closed.error)
+                                                                                  : std::string(closed.detail)));
+    }
+    if (upstream_sent_fatal_) return end_session(c, "upstream ended the session");
+    std::string why = closed.error == 0 ? std::string("upstream closed the connection")
+                                        : fmt::format("upstream connection error: {}",
+                                                      closed.detail.empty() ? strerror(closed.error)
+                                                                            : std::string(closed.detail));
+    fail_session(c, kConnectionFailure, "the upstream database connection was lost", why);
+  }
+
+  void on_deadline(Connection& c) override {
+    if (phase_ == Phase::kReady) return;
+    fail_session(c, kConnectionFailure, "canceling authentication due to timeout",
+                 fmt::format("login not complete within its deadline (phase {})", phase_name()));
+  }
+
+  void on_control(Connection& c, uint32_t value) override {
+    // A CancelRequest for this session arrived (on any shard) with this secret key.
+    if (value != uint32_t(gateway_key_) || upstream_pid_ == 0 || phase_ != Phase::kReady) return;
+    const auto& address = connection_->upstream.address;
+    c.open_outbound(address.storage, address.length,
+                    std::make_unique<CancelForwarder>(upstream_pid_, upstream_key_));
+    record(c, EventType::kNotice,
+           {Field{FieldTag::kMessage, "cancel request forwarded to the upstream backend"}});
+  }
+
+  void on_drain(Connection& c) override {
+    drain_requested_ = true;
+    if (phase_ != Phase::kReady || awaiting_ready_ == 0) finish_drain(c);
+  }
+
+ private:
+  enum class Phase : uint8_t {
+    kStartup,
+    kAwaitPassword,
+    kConnecting,
+    kUpstreamSsl,
+    kUpstreamAuth,
+    kUpstreamStartup,
+    kReady,
+    kDone,
+  };
+
+  const char* phase_name() const {
+    switch (phase_) {
+      case Phase::kStartup: return "startup";
+      case Phase::kAwaitPassword: return "await-password";
+      case Phase::kConnecting: return "connecting";
+      case Phase::kUpstreamSsl: return "upstream-ssl";
+      case Phase::kUpstreamAuth: return "upstream-auth";
+      case Phase::kUpstreamStartup: return "upstream-startup";
+      case Phase::kReady: return "ready";
+      case Phase::kDone: return "done";
+    }
+    return "?";
+  }
+
+  // ---- the processing loop ---------------------------------------------------------------------
+
+  void pump(Connection& c) {
+    while (true) {
+      if (!flush_pending_records(c)) return;  // the ring is full: nothing moves meanwhile
+      if (phase_ == Phase::kDone || c.closing()) return;
+      bool progress = false;
+      switch (phase_) {
+        case Phase::kStartup: progress = step_startup(c); break;
+        case Phase::kAwaitPassword: progress = step_password(c); break;
+        case Phase::kConnecting: break;
+        case Phase::kUpstreamSsl: progress = step_upstream_ssl(c); break;
+        case Phase::kUpstreamAuth: progress = step_upstream_auth(c); break;
+        case Phase::kUpstreamStartup: progress = step_upstream_startup(c); break;
+        case Phase::kReady:
+          progress = step_client_ready(c);
+          if (phase_ == Phase::kReady) progress |= step_upstream_ready(c);
+          break;
+        case Phase::kDone: break;
+      }
+      if (!progress) return;
+    }
+  }
+
+  // Ends the session with a FATAL error; returns true so that steps can `return stop(...)`.
+  bool stop(Connection& c, std::string_view sqlstate, std::string_view client_message,
+            std::string_view reason) {
+    fail_session(c, sqlstate, client_message, reason);
+    return true;
+  }
+
+  // The size of the frame being gathered on a side, or of the next one by its header.
+  // nullopt: header incomplete, or invalid (then the session has been failed: check phase_).
+  std::optional<uint64_t> next_frame_bytes(Connection& c, Side side) {
+    Gather& g = gather_[static_cast<int>(side)];
+    if (g.active()) return g.frame_bytes();
+    auto header = peek_header(c.link(side), side);
+    if (!header) return std::nullopt;
+    if (header->status == Status::kError) {
+      if (side == Side::kClient) {
+        stop(c, kProtocolViolation, "invalid frontend message",
+             fmt::format("client message '{}': {}", header->header.type, describe(header->error)));
+      } else {
+        stop(c, kConnectionFailure, "the upstream database connection was lost",
+             fmt::format("upstream message '{}': {}", header->header.type, describe(header->error)));
+      }
+      return std::nullopt;
+    }
+    return uint64_t(header->header.length) + 1;
+  }
+
+  // Reads the next typed message header on a side; nullopt when fewer than 5 bytes are there.
+  std::optional<HeaderDecoded> peek_header(Link& link, Side side) {
+    std::array<std::byte, kTypedHeaderBytes> head;
+    if (link.readable() < head.size()) return std::nullopt;
+    link.peek(0, head);
+    return side == Side::kClient ? decode_frontend_header(head, ctx_.limits)
+                                 : decode_backend_header(head, ctx_.limits);
+  }
+
+  // ---- client startup ---------------------------------------------------------------------------
+
+  bool step_startup(Connection& c) {
+    Link& in = c.client();
+    uint64_t frame_bytes = gather_[0].frame_bytes();
+    if (!gather_[0].active()) {
+      std::array<std::byte, 4> length;
+      if (in.readable() < length.size()) return false;
+      in.peek(0, length);
+      frame_bytes = read_be32(length.data());
+      if (frame_bytes < kStartupHeaderBytes || frame_bytes > ctx_.limits.startup_bytes_max) {
+        return stop(c, kProtocolViolation, "invalid length of startup packet",
+                            fmt::format("startup packet length {}", frame_bytes));
+      }
+    }
+    auto frame = gather_[0].take(in, frame_bytes);
+    if (!frame) return false;
+    FrontendDecoded d = startup_decoder_.next(*frame);
+    if (d.status != Status::kMessage) {
+      return stop(c, kProtocolViolation, "invalid startup packet layout",
+                          fmt::format("startup packet: {}", describe(d.error)));
+    }
+    if (std::holds_alternative<SslRequest>(d.message)) {
+      gather_[0].drop(in);
+      // Bytes sent after SSLRequest but before the handshake could be injected by a
+      // man-in-the-middle (CVE-2021-23214): refuse the connection.
+      if (in.readable() > 0 || c.client().tls_active()) {
+        return fail_silently(c, "bytes received after SSLRequest before the TLS handshake");
+      }
+      const tls::ServerContext* tls = ctx_.listener_tls[listener_.index];
+      std::string out;
+      encode_ssl_answer(out, tls != nullptr);
+      c.client().write(out);
+      if (tls != nullptr) {
+        if (auto r = c.start_tls_server(Side::kClient, *tls); !r)
+          return fail_silently(c, "TLS setup failed: " + r.error().message);
+      }
+      return true;
+    }
+    if (std::holds_alternative<GssEncRequest>(d.message)) {
+      gather_[0].drop(in);
+      if (in.readable() > 0) return fail_silently(c, "bytes received after GSSENCRequest");
+      std::string out;
+      encode_gssenc_answer(out, false);
+      c.client().write(out);
+      return true;
+    }
+    if (const auto* cancel = std::get_if<CancelRequest>(&d.message)) {
+      gather_[0].drop(in);
+      route_cancel(c, *cancel);
+      phase_ = Phase::kDone;
+      c.close();  // PostgreSQL answers a CancelRequest with nothing at all
+      return true;
+    }
+    const auto& startup = std::get<StartupMessage>(d.message);
+    return accept_startup(c, startup);
+  }
+
+  void route_cancel(Connection& c, const CancelRequest& cancel) {
+    uint32_t shard = 0;
+    uint32_t slot = 0;
+    if (!decode_gateway_process_id(cancel.process_id, shard, slot)) return;
+    c.post_control(shard, slot, uint32_t(cancel.secret_key));
+  }
+
+  bool accept_startup(Connection& c, const StartupMessage& startup) {
+    const bool encrypted = c.client().tls_active();
+    const config::ListenerConfig& listener_config = ctx_.config->listeners[listener_.index];
+    user_ = std::string(startup.parameter("user").value_or(""));
+    database_ = std::string(startup.parameter("database").value_or(user_));
+    std::vector<std::string> unsupported_options;
+    bool replication = false;
+    startup.for_each_parameter([&](std::string_view name, std::string_view value) {
+      if (name == "user" || name == "database") return;
+      if (name.starts_with("_pq_.")) {
+        unsupported_options.emplace_back(name);
+        return;
+      }
+      if (name == "replication") {
+        replication = value != "false" && value != "off" && value != "no" && value != "0";
+        return;
+      }
+      client_parameters_.emplace_back(name, value);
+    });
+    gather_[0].drop(c.client());
+
+    if (!encrypted && !listener_.loopback && !listener_config.allow_plaintext) {
+      return stop(c, kInvalidAuthorization,
+                          "gatehouse requires TLS on this listener (use sslmode=require)",
+                          "plaintext startup on a non-loopback listener");
+    }
+    if (user_.empty()) {
+      return stop(c, kInvalidAuthorization, "no PostgreSQL user name specified in startup packet",
+                          "startup packet without user");
+    }
+    if (replication) {
+      return stop(c, kFeatureNotSupported, "replication connections are not supported by gatehouse",
+                          "replication startup refused");
+    }
+    if (startup.minor_version() > 0 || !unsupported_options.empty()) {
+      // Protocol 3.0 only: tell the client, which then continues with 3.0 (Message Flow, Start-up).
+      const std::vector<std::string_view> names(unsupported_options.begin(), unsupported_options.end());
+      std::string out;
+      encode_negotiate_protocol_version(out, int32_t(kProtocolVersion30), names);
+      c.client().write(out);
+    }
+    std::string out;
+    encode_authentication_cleartext_password(out);
+    c.client().write(out);
+    phase_ = Phase::kAwaitPassword;
+    return true;
+  }
+
+  bool step_password(Connection& c) {
+    Link& in = c.client();
+    uint64_t frame_bytes = gather_[0].frame_bytes();
+    if (!gather_[0].active()) {
+      auto header = peek_header(in, Side::kClient);
+      if (!header) return false;
+      if (header->status == Status::kError || header->header.type != PasswordMessage::kType) {
+        return stop(c, kProtocolViolation, "expected password response",
+                    fmt::format("got message type '{}' ({}) instead of a password",
+                                header->header.type, describe(header->error)));
+      }
+      frame_bytes = uint64_t(header->header.length) + 1;
+    }
+    auto frame = gather_[0].take(in, frame_bytes);
+    if (!frame) return false;
+    FrontendDecoded d = decode_frontend_frame(*frame, ctx_.limits);
+    const auto* message = std::get_if<PasswordMessage>(&d.message);
+    std::optional<std::string_view> token =
+        d.status == Status::kMessage && message ? parse_password(message->body) : std::nullopt;
+    if (!token) {
+      gather_[0].drop(in);
+      return stop(c, kProtocolViolation, "invalid password packet", "malformed PasswordMessage");
+    }
+    authenticate(c, *token);
+    gather_[0].drop(in);
+    return true;
+  }
+
+  // The token is the only proof of identity; every refusal looks the same to the client.
+  void authenticate(Connection& c, std::string_view token) {
+    const int64_t now_s = int64_t(std::time(nullptr));
+    auto identity = ctx_.validator->validate(token, now_s);
+    std::string refusal;
+    const config::ConnectionConfig* connection = nullptr;
+    if (!identity) {
+      refusal = identity.error().message;
+    } else if ((connection = ctx_.config->find_connection(database_)) == nullptr) {
+      refusal = fmt::format("no connection named '{}'", database_);
+    } else if (!config::groups_allowed(*connection, identity->groups)) {
+      refusal = fmt::format("groups of '{}' not allowed on connection '{}'", identity->subject,
+                            database_);
+    }
+    if (!refusal.empty()) {
+      std::vector<Field> fields{{FieldTag::kProtocol, "postgres"},
+                                {FieldTag::kClientAddress, c.client_address()},
+                                {FieldTag::kUser, user_},
+                                {FieldTag::kDatabase, database_},
+                                {FieldTag::kReason, refusal}};
+      if (identity) {
+        for (const auto& member : identity->chain()) chain_.push_back(member);
+        for (const auto& m : chain_) fields.push_back({FieldTag::kChainMember, m});
+      }
+      record(c, EventType::kAuthFailure, fields);
+      refuse(c, kInvalidPassword, fmt::format("password authentication failed for user \"{}\"", user_));
+      return;
+    }
+    connection_ = connection;
+    chain_ = identity->chain();
+    groups_ = identity->groups;
+    std::vector<Field> fields{{FieldTag::kProtocol, "postgres"},
+                              {FieldTag::kConnection, connection->name},
+                              {FieldTag::kClientAddress, c.client_address()},
+                              {FieldTag::kUser, user_},
+                              {FieldTag::kDatabase, database_},
+                              {FieldTag::kIssuer, identity->issuer},
+                              {FieldTag::kTokenId, identity->token_id}};
+    for (const auto& m : chain_) fields.push_back({FieldTag::kChainMember, m});
+    for (const auto& g : groups_) fields.push_back({FieldTag::kGroup, g});
+    record(c, EventType::kSessionStart, fields);
+    started_ = true;
+    phase_ = Phase::kConnecting;
+    c.set_deadline_ms(ctx_.config->engine.connect_timeout_ms);
+    c.connect_upstream(connection->upstream.address.storage, connection->upstream.address.length);
+  }
+
+  // ---- upstream login with the gateway's own credentials -----------------------------------------
+
+  void send_upstream_startup(Connection& c) {
+    std::vector<StartupParameter> parameters;
+    parameters.push_back({"user", connection_->upstream.user});
+    parameters.push_back({"database", connection_->upstream.database});
+    for (const auto& [name, value] : client_parameters_) parameters.push_back({name, value});
+    std::string out;
+    encode_startup_message(out, parameters);
+    c.upstream().write(out);
+    phase_ = Phase::kUpstreamAuth;
+  }
+
+  bool step_upstream_ssl(Connection& c) {
+    Link& in = c.upstream();
+    std::array<std::byte, 1> answer;
+    if (in.peek(0, answer) == 0) return false;
+    if (answer[0] == std::byte{'S'}) {
+      in.consume(1);
+      // As libpq does: nothing may follow 'S' before the handshake (CVE-2021-23222).
+      if (in.readable() > 0) {
+        return stop(c, kConnectionFailure, "the upstream database connection was lost",
+                            "upstream sent bytes after accepting SSLRequest");
+      }
+      const tls::ClientContext* tls = ctx_.upstream_tls.at(connection_->name);
+      if (auto r = c.start_tls_client(Side::kUpstream, *tls, connection_->upstream.server_name); !r) {
+        return stop(c, kUnableToConnect, "gatehouse could not connect to the upstream database",
+                            "upstream TLS setup: " + r.error().message);
+      }
+      send_upstream_startup(c);
+      return true;
+    }
+    return stop(c, kUnableToConnect, "gatehouse could not connect to the upstream database",
+                        "upstream refused TLS, which the connection's configuration requires");
+  }
+
+  // Takes the next whole upstream frame during login; nullopt when more input is needed.
+  std::optional<BackendDecoded> next_upstream_frame(Connection& c, bool& failed) {
+    Link& in = c.upstream();
+    failed = false;
+    auto frame_bytes = next_frame_bytes(c, Side::kUpstream);
+    if (!frame_bytes) {
+      failed = phase_ == Phase::kDone;
+      return std::nullopt;
+    }
+    auto frame = gather_[1].take(in, *frame_bytes);
+    if (!frame) return std::nullopt;
+    BackendDecoded d = decode_backend_frame(*frame, ctx_.limits);
+    if (d.status != Status::kMessage) {
+      failed = true;
+      gather_[1].drop(in);
+      stop(c, kConnectionFailure, "the upstream database connection was lost",
+           fmt::format("upstream protocol error: {}", describe(d.error)));
+      return std::nullopt;
+    }
+    return d;
+  }
+
+  bool step_upstream_auth(Connection& c) {
+    bool failed = false;
+    auto d = next_upstream_frame(c, failed);
+    if (!d) return failed;
+    Link& in = c.upstream();
+    if (const auto* error = std::get_if<ErrorResponse>(&d->message)) {
+      const std::string detail = fmt::format("upstream refused the gateway's login: {} {}",
+                                             error->field('C').value_or(""),
+                                             error->field('M').value_or(""));
+      gather_[1].drop(in);
+      return stop(c, kRejectedConnection, "the upstream database refused gatehouse's login", detail);
+    }
+    const auto* auth = std::get_if<Authentication>(&d->message);
+    if (auth == nullptr) {
+      // NoticeResponse and NegotiateProtocolVersion during login concern the gateway only.
+      gather_[1].drop(in);
+      return true;
+    }
+    const auto& upstream = connection_->upstream;
+    std::string out;
+    Result<void> ok;
+    switch (auth->code) {
+      case Authentication::kOk:
+        encode_authentication_ok(out);
+        c.client().write(out);
+        phase_ = Phase::kUpstreamStartup;
+        break;
+      case Authentication::kCleartextPassword:
+        if (!c.upstream().tls_active() && !connection_->upstream.address.loopback) {
+          ok = fail("upstream asked for a cleartext password over an unencrypted connection");
+          break;
+        }
+        encode_password_message(out, upstream.password);
+        c.upstream().write(out);
+        break;
+      case Authentication::kMd5Password: {
+        if (auth->data.size() != 4) {
+          ok = fail("malformed MD5 salt");
+          break;
+        }
+        auto response = md5_password_response(upstream.user, upstream.password,
+                                              std::span<const std::byte, 4>(auth->data.data(), 4));
+        if (!response) {
+          ok = std::unexpected(response.error());
+          break;
+        }
+        encode_password_message(out, *response);
+        c.upstream().write(out);
+        break;
+      }
+      case Authentication::kSasl: {
+        auto mechanisms = parse_sasl_mechanisms(as_text(auth->data));
+        if (!mechanisms || !mechanisms->scram_sha_256) {
+          ok = fail("upstream offers no SASL mechanism gatehouse supports (SCRAM-SHA-256)");
+          break;
+        }
+        scram_.emplace(upstream.password);
+        const std::string first = scram_->client_first_message();
+        encode_sasl_initial_response(out, "SCRAM-SHA-256", as_bytes(first));
+        c.upstream().write(out);
+        break;
+      }
+      case Authentication::kSaslContinue: {
+        if (!scram_) {
+          ok = fail("SASLContinue without SASL");
+          break;
+        }
+        auto final_message = scram_->client_final_message(as_text(auth->data));
+        if (!final_message) {
+          ok = std::unexpected(final_message.error());
+          break;
+        }
+        encode_sasl_response(out, as_bytes(*final_message));
+        c.upstream().write(out);
+        break;
+      }
+      case Authentication::kSaslFinal:
+        if (!scram_) {
+          ok = fail("SASLFinal without SASL");
+          break;
+        }
+        ok = scram_->verify_server_final(as_text(auth->data));
+        break;
+      default:
+        ok = fail(fmt::format("unsupported upstream authentication request {}", auth->code));
+    }
+    gather_[1].drop(in);
+    if (!ok) {
+      return stop(c, kRejectedConnection, "the upstream database refused gatehouse's login",
+                          "upstream login: " + ok.error().message);
+    }
+    return true;
+  }
+
+  bool step_upstream_startup(Connection& c) {
+    bool failed = false;
+    auto d = next_upstream_frame(c, failed);
+    if (!d) return failed;
+    Link& in = c.upstream();
+    if (const auto* key = std::get_if<BackendKeyData>(&d->message)) {
+      upstream_pid_ = key->process_id;
+      upstream_key_ = key->secret_key;
+      gather_[1].drop(in);
+      uint32_t secret = 0;
+      GH_ASSERT(RAND_bytes(reinterpret_cast<unsigned char*>(&secret), sizeof secret) == 1);
+      gateway_key_ = int32_t(secret);
+      std::string out;
+      encode_backend_key_data(out, gateway_process_id(shard_, c.slot()), gateway_key_);
+      c.client().write(out);
+      return true;
+    }
+    if (const auto* ready = std::get_if<ReadyForQuery>(&d->message)) {
+      transaction_status_ = ready->status;
+      gather_[1].forward(c, Side::kUpstream);
+      phase_ = Phase::kReady;
+      c.set_deadline_ms(0);
+      if (drain_requested_) finish_drain(c);
+      return true;
+    }
+    if (const auto* error = std::get_if<ErrorResponse>(&d->message)) {
+      record_upstream_error(c, *error);
+      gather_[1].forward(c, Side::kUpstream);
+      return true;
+    }
+    if (std::holds_alternative<Authentication>(d->message)) {
+      gather_[1].drop(in);
+      return stop(c, kProtocolViolation, "the upstream database connection was lost",
+                          "upstream sent an authentication request after AuthenticationOk");
+    }
+    gather_[1].forward(c, Side::kUpstream);  // ParameterStatus, NoticeResponse
+    return true;
+  }
+
+  // ---- relay ----------------------------------------------------------------------------------
+
+  bool step_client_ready(Connection& c) {
+    Link& in = c.client();
+    if (stream_left_[0] > 0) return stream(c, Side::kClient);
+    const bool started = gather_[0].active();
+    auto frame_bytes = next_frame_bytes(c, Side::kClient);
+    if (!frame_bytes) return phase_ == Phase::kDone;
+    if (!started) {
+      char type = 0;
+      in.peek(0, std::span(reinterpret_cast<std::byte*>(&type), 1));
+      switch (type) {
+        case Query::kType:
+        case Parse::kType:
+          if (*frame_bytes > ctx_.statement_bytes_max) {
+            return stop(c, kProgramLimitExceeded,
+                        fmt::format("statement larger than gatehouse's limit of {} bytes",
+                                    ctx_.statement_bytes_max),
+                        fmt::format("statement of {} bytes refused", *frame_bytes));
+          }
+          break;
+        case Terminate::kType:
+          break;
+        case Sync::kType:
+          ++awaiting_ready_;
+          stream_left_[0] = *frame_bytes;
+          return stream(c, Side::kClient);
+        default:
+          stream_left_[0] = *frame_bytes;
+          return stream(c, Side::kClient);
+      }
+    }
+    auto frame = gather_[0].take(in, *frame_bytes);
+    if (!frame) return false;
+    FrontendDecoded d = decode_frontend_frame(*frame, ctx_.limits);
+    if (d.status != Status::kMessage) {
+      gather_[0].drop(in);
+      return stop(c, kProtocolViolation, "invalid frontend message",
+                          fmt::format("client message: {}", describe(d.error)));
+    }
+    if (const auto* query = std::get_if<Query>(&d.message)) {
+      ++awaiting_ready_;
+      record_statement(c, "query", query->sql);
+    } else if (const auto* parse = std::get_if<Parse>(&d.message)) {
+      record_statement(c, "parse", parse->query);
+    } else if (std::holds_alternative<Terminate>(d.message)) {
+      gather_[0].forward(c, Side::kClient);
+      end_session(c, "client terminated");
+      return true;
+    }
+    gather_[0].forward(c, Side::kClient);
+    return true;
+  }
+
+  bool step_upstream_ready(Connection& c) {
+    Link& in = c.upstream();
+    if (stream_left_[1] > 0) return stream(c, Side::kUpstream);
+    const bool started = gather_[1].active();
+    auto frame_bytes = next_frame_bytes(c, Side::kUpstream);
+    if (!frame_bytes) return phase_ == Phase::kDone;
+    if (!started) {
+      char type = 0;
+      in.peek(0, std::span(reinterpret_cast<std::byte*>(&type), 1));
+      switch (type) {
+        case CommandComplete::kType:
+        case ErrorResponse::kType:
+        case ReadyForQuery::kType:
+        case BackendKeyData::kType:
+        case Authentication::kType:
+          break;
+        default:
+          stream_left_[1] = *frame_bytes;
+          return stream(c, Side::kUpstream);
+      }
+    }
+    auto frame = gather_[1].take(in, *frame_bytes);
+    if (!frame) return false;
+    BackendDecoded d = decode_backend_frame(*frame, ctx_.limits);
+    if (d.status != Status::kMessage) {
+      gather_[1].drop(in);
+      return stop(c, kConnectionFailure, "the upstream database connection was lost",
+                          fmt::format("upstream message: {}", describe(d.error)));
+    }
+    if (const auto* done = std::get_if<CommandComplete>(&d.message)) {
+      record(c, EventType::kCompletion, {Field{FieldTag::kTag, done->tag}});
+    } else if (const auto* error = std::get_if<ErrorResponse>(&d.message)) {
+      record_upstream_error(c, *error);
+    } else if (const auto* ready = std::get_if<ReadyForQuery>(&d.message)) {
+      transaction_status_ = ready->status;
+      if (awaiting_ready_ > 0) --awaiting_ready_;
+      gather_[1].forward(c, Side::kUpstream);
+      if (drain_requested_ && awaiting_ready_ == 0) finish_drain(c);
+      return true;
+    } else {
+      // BackendKeyData and authentication requests belong to the login the gateway did; a client
+      // must never see the upstream's.
+      gather_[1].drop(in);
+      return stop(c, kProtocolViolation, "the upstream database connection was lost",
+                          "upstream sent a login message after login");
+    }
+    gather_[1].forward(c, Side::kUpstream);
+    return true;
+  }
+
+  // Passes the rest of the current message on without looking at it.
+  bool stream(Connection& c, Side side) {
+    uint64_t& left = stream_left_[static_cast<int>(side)];
+    const uint64_t n = std::min(left, c.link(side).readable());
+    if (n == 0) return false;
+    c.forward(side, n);
+    left -= n;
+    return true;
+  }
+
+  // ---- recording ------------------------------------------------------------------------------
+
+  void record_statement(Connection& c, std::string_view kind, std::string_view text) {
+    if (text.size() <= ctx_.record_text_bytes_max) {
+      record(c, EventType::kStatement, {Field{FieldTag::kStatementKind, kind}, Field{FieldTag::kText, text}});
+      return;
+    }
+    const std::string full = std::to_string(text.size());
+    record(c, EventType::kStatement,
+           {Field{FieldTag::kStatementKind, kind},
+            Field{FieldTag::kText, text.substr(0, ctx_.record_text_bytes_max)},
+            Field{FieldTag::kTextBytes, full}});
+  }
+
+  void record_upstream_error(Connection& c, const ErrorResponse& error) {
+    const std::string_view severity = error.field('V').value_or(error.field('S').value_or(""));
+    if (severity == "FATAL" || severity == "PANIC") upstream_sent_fatal_ = true;
+    record(c, EventType::kError,
+           {Field{FieldTag::kSqlState, error.field('C').value_or("")},
+            Field{FieldTag::kMessage, error.field('M').value_or("")},
+            Field{FieldTag::kReason, severity}, Field{FieldTag::kOrigin, "upstream"}});
+  }
+
+  // Records an event: straight into the shard's ring, or, when the ring is full, into a pending
+  // list that is pushed first on resume while the session pauses (nothing is dropped).
+  void record(Connection& c, EventType type, std::initializer_list<Field> fields) {
+    record(c, type, std::span<const Field>(fields.begin(), fields.size()));
+  }
+  void record(Connection& c, EventType type, std::span<const Field> fields) {
+    const uint64_t now = rec::realtime_now_ns();
+    const uint32_t sequence = sequence_++;
+    rec::Ring& ring = *ctx_.rings[shard_];
+    if (pending_.empty()) {
+      const rec::Event event{type, session_id_, sequence, now, fields};
+      switch (ring.try_push(event)) {
+        case rec::PushStatus::kPushed:
+          return;
+        case rec::PushStatus::kFull:
+          break;
+        case rec::PushStatus::kTooLarge:
+          GH_ASSERT(false);  // record_text_bytes_max keeps every event far below the ring size
+      }
+    }
+    PendingRecord p{type, sequence, now, {}};
+    for (const Field& f : fields) p.fields.emplace_back(f.tag, std::string(f.value));
+    pending_.push_back(std::move(p));
+    c.pause();
+  }
+
+  // True when nothing is pending any more.
+  bool flush_pending_records(Connection& c) {
+    rec::Ring& ring = *ctx_.rings[shard_];
+    while (!pending_.empty()) {
+      const PendingRecord& p = pending_.front();
+      std::vector<Field> fields;
+      for (const auto& [tag, value] : p.fields) fields.push_back(Field{tag, value});
+      const rec::Event event{p.type, session_id_, p.sequence, p.time_ns, fields};
+      if (ring.try_push(event) != rec::PushStatus::kPushed) {
+        c.pause();
+        return false;
+      }
+      pending_.erase(pending_.begin());
+    }
+    if (close_when_recorded_) {
+      close_when_recorded_ = false;
+      c.close();
+      return false;
+    }
+    return true;
+  }
+
+  // ---- endings --------------------------------------------------------------------------------
+
+  // The client gets a FATAL error in its own protocol; the trail gets the reason.
+  void fail_session(Connection& c, std::string_view sqlstate, std::string_view client_message,
+                    std::string_view reason) {
+    if (phase_ == Phase::kDone) return;
+    if (c.client().is_open()) {
+      std::string out;
+      encode_error_response(out, ErrorFields{.severity = "FATAL", .sqlstate = sqlstate,
+                                             .message = client_message});
+      c.client().write(out);
+    }
+    if (started_) {
+      record(c, EventType::kError,
+             {Field{FieldTag::kSqlState, sqlstate}, Field{FieldTag::kMessage, client_message},
+              Field{FieldTag::kReason, reason}, Field{FieldTag::kOrigin, "gateway"}});
+      end_session(c, reason);
+    } else {
+      record(c, EventType::kAuthFailure,
+             {Field{FieldTag::kProtocol, "postgres"}, Field{FieldTag::kClientAddress, c.client_address()},
+              Field{FieldTag::kUser, user_}, Field{FieldTag::kDatabase, database_},
+              Field{FieldTag::kReason, reason}});
+      finish(c);
+    }
+  }
+
+  // Refusal of a login: the same FATAL for every reason (already recorded in detail).
+  void refuse(Connection& c, std::string_view sqlstate, const std::string& message) {
+    std::string out;
+    encode_error_response(out, ErrorFields{.severity = "FATAL", .sqlstate = sqlstate, .message = message});
+    c.client().write(out);
+    finish(c);
+  }
+
+  // Closes without an answer (the client broke the protocol before it could get one).
+  bool fail_silently(Connection& c, std::string_view reason) {
+    record(c, EventType::kAuthFailure,
+           {Field{FieldTag::kProtocol, "postgres"}, Field{FieldTag::kClientAddress, c.client_address()},
+            Field{FieldTag::kReason, reason}});
+    finish(c);
+    return true;
+  }
+
+  void end_session(Connection& c, std::string_view reason) {
+    if (phase_ == Phase::kDone) return;
+    if (started_) record(c, EventType::kSessionEnd, {Field{FieldTag::kReason, reason}});
+    finish(c);
+  }
+
+  void finish(Connection& c) {
+    phase_ = Phase::kDone;
+    if (pending_.empty()) {
+      c.close();
+    } else {
+      close_when_recorded_ = true;  // flush_pending_records closes once the ring took them
+    }
+  }
+
+  void finish_drain(Connection& c) {
+    if (phase_ == Phase::kReady && c.upstream().is_open()) {
+      std::string out;
+      encode_terminate(out);
+      c.upstream().write(out);
+    }
+    std::string out;
+    encode_error_response(out, ErrorFields{.severity = "FATAL", .sqlstate = kAdminShutdown,
+                                           .message = "terminating connection: gatehouse is shutting down"});
+    if (c.client().is_open()) c.client().write(out);
+    if (started_) {
+      end_session(c, "gateway shutdown");
+    } else {
+      finish(c);
+    }
+  }
+
+  // When the session is paused with pending records, on_resume runs pump, which flushes them.
+  const GatewayContext& ctx_;
+  const uint32_t shard_;
+  const engine::ListenerInfo listener_;
+  const uint64_t session_id_;
+  Phase phase_ = Phase::kStartup;
+  FrontendDecoder startup_decoder_;
+  Gather gather_[2];
+  uint64_t stream_left_[2] = {0, 0};
+
+  std::string user_;
+  std::string database_;
+  std::vector<std::pair<std::string, std::string>> client_parameters_;
+  const config::ConnectionConfig* connection_ = nullptr;
+  std::vector<std::string> chain_;
+  std::vector<std::string> groups_;
+  std::optional<ScramClient> scram_;
+
+  int32_t upstream_pid_ = 0;
+  int32_t upstream_key_ = 0;
+  int32_t gateway_key_ = 0;
+  char transaction_status_ = ReadyForQuery::kIdle;
+  uint32_t awaiting_ready_ = 0;
+  bool drain_requested_ = false;
+  bool upstream_sent_fatal_ = false;
+  bool started_ = false;
+  bool close_when_recorded_ = false;
+  uint32_t sequence_ = 0;
+  std::vector<PendingRecord> pending_;
+};
+
+}  // namespace
+
+std::unique_ptr<engine::ProtocolSession> SessionFactory::create(uint32_t shard,
+                                                                const engine::ListenerInfo& listener) {
+  return std::make_unique<Session>(*context_, shard, listener);
+}
+
+}  // namespace gh::pg
