@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -140,6 +141,12 @@ int keygen(const KeygenOptions& o) {
     if (jwks.empty()) jwks = config->identity.builtin->jwks_file;
   }
   if (key.empty() || jwks.empty()) return error_exit("give --key and --jwks, or -c CONFIG");
+  for (const std::string& file : {key, jwks}) {
+    std::error_code ec;
+    const auto parent = std::filesystem::path(file).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (ec) return error_exit(fmt::format("cannot create {}: {}", parent.string(), ec.message()));
+  }
   auto kid = identity::keygen(key, jwks);
   if (!kid) return error_exit(kid.error().message);
   fmt::print("key {} written to {} (public JWKS: {})\n", *kid, key, jwks);

@@ -584,6 +584,11 @@ class Session final : public engine::ProtocolSession {
     Result<void> ok;
     switch (auth->code) {
       case Authentication::kOk:
+        // A server that skips SASLFinal has not proven it knows the password: not trusted.
+        if (scram_ && !scram_->server_verified()) {
+          ok = fail("upstream ended SCRAM without proving the server signature");
+          break;
+        }
         encode_authentication_ok(out);
         c.client().write(out);
         phase_ = Phase::kUpstreamStartup;
