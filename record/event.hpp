@@ -1,0 +1,155 @@
+// The audit event model and its record encoding (record/FORMAT.md, "Record").
+// Pure functions over bytes: no I/O, no threads, no protocol knowledge.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.hpp"
+#include "record/limits.hpp"
+
+namespace gh::rec {
+
+// Values 1..127 are session events; 128..255 are kept for trail control records (seals,
+// checkpoints) that later format versions add. Readers keep unknown types as they are.
+enum class EventType : uint8_t {
+  kSessionStart = 1,
+  kStatement,
+  kCompletion,
+  kError,
+  kSessionEnd,
+  kAuthFailure,
+  kNotice,
+};
+
+// Readers skip tags they do not know, so new tags never break old readers.
+enum class FieldTag : uint16_t {
+  kProtocol = 1,
+  kConnection,
+  kClientAddress,
+  kChainMember,  // repeated, earliest first: subject, then actors
+  kGroup,        // repeated
+  kTokenId,
+  kIssuer,
+  kStatementKind,  // "query" | "parse"
+  kText,
+  kTag,
+  kSqlState,
+  kMessage,
+  kOrigin,  // "upstream" | "gateway"
+  kReason,
+  kUser,
+  kDatabase,
+  kTextBytes,  // decimal size of kText before truncation (only when truncated)
+};
+
+// A view: `value` must stay valid until the event is pushed (try_push copies it).
+struct Field {
+  FieldTag tag;
+  std::string_view value;
+};
+
+struct Event {
+  EventType type;
+  uint64_t session_id;
+  uint32_t sequence;  // per session, from 0
+  uint64_t time_ns;   // CLOCK_REALTIME
+  std::span<const Field> fields;
+};
+
+using ChainHash = std::array<uint8_t, limits::chain_hash_bytes>;
+
+std::string_view event_type_name(EventType type);  // "session_start", ...; "unknown" otherwise
+std::string_view field_tag_name(FieldTag tag);     // "client_address", ...; "" when unknown
+uint64_t realtime_now_ns();
+
+// Bytes of the record before its chain hash, or 0 when the event cannot be encoded
+// (a value longer than u32, more than record_field_count_max fields, or a record that would
+// exceed record_bytes_max).
+[[nodiscard]] size_t record_body_bytes(const Event& event);
+// Writes exactly record_body_bytes(event) bytes; the length word already counts the hash that
+// the flusher appends. `out.size()` must equal record_body_bytes(event).
+void encode_record_body(const Event& event, std::span<std::byte> out);
+
+// A decoded record whose field values point into the bytes passed to decode_*: valid while the
+// caller keeps those bytes alive and unchanged.
+struct RecordView {
+  EventType type{};
+  uint64_t time_ns = 0;
+  uint64_t session_id = 0;
+  uint32_t sequence = 0;
+  uint16_t field_count = 0;
+  std::span<const std::byte> field_bytes;  // already checked to hold exactly field_count fields
+  std::span<const std::byte> body;         // the record without its chain hash
+  ChainHash stored_hash{};                 // zeros when decoded from a body (ring entry)
+
+  template <class F>
+  void for_each_field(F&& on_field) const {
+    size_t at = 0;
+    for (uint16_t i = 0; i < field_count; ++i) {
+      Field field = field_at(at);
+      on_field(field);
+    }
+  }
+  // First value of `tag`, or an empty view.
+  std::string_view first(FieldTag tag) const;
+
+ private:
+  Field field_at(size_t& at) const;
+};
+
+// A whole record as stored in a segment (the length word covers the bytes passed). Errors name
+// what is wrong with the framing; they never look at the chain hash.
+[[nodiscard]] Result<RecordView> decode_record(std::span<const std::byte> record);
+// A record body without hash, as the ring carries it.
+[[nodiscard]] Result<RecordView> decode_record_body(std::span<const std::byte> body);
+
+// An owned copy, for readers that outlive the segment buffer.
+struct StoredField {
+  FieldTag tag;
+  std::string value;
+  bool operator==(const StoredField&) const = default;
+};
+
+struct StoredEvent {
+  EventType type{};
+  uint64_t session_id = 0;
+  uint32_t sequence = 0;
+  uint64_t time_ns = 0;
+  std::vector<StoredField> fields;
+
+  std::string_view first(FieldTag tag) const;  // empty when absent
+  std::vector<std::string_view> all(FieldTag tag) const;
+  bool operator==(const StoredEvent&) const = default;
+};
+
+StoredEvent to_stored(const RecordView& view);
+
+// Statement text ready for a record: cut to `text_bytes_max` at a UTF-8 boundary when longer,
+// and then carrying a kTextBytes field with the full size. fields() views into this object and
+// into the original text: valid while both live, hence not copyable.
+class RecordText {
+ public:
+  explicit RecordText(std::string_view text, size_t text_bytes_max = limits::record_text_bytes_max);
+  RecordText(const RecordText&) = delete;
+  RecordText& operator=(const RecordText&) = delete;
+
+  std::string_view text() const { return fields_[0].value; }
+  bool truncated() const { return field_count_ == 2; }
+  size_t full_bytes() const { return full_bytes_; }
+  // kText, then kTextBytes when truncated.
+  std::span<const Field> fields() const { return {fields_.data(), field_count_}; }
+
+ private:
+  std::array<Field, 2> fields_{};
+  size_t field_count_ = 1;
+  size_t full_bytes_ = 0;
+  std::array<char, 24> digits_{};
+};
+
+}  // namespace gh::rec

@@ -1,0 +1,321 @@
+// Text and JSON renderings of sessions, replays and verify reports for the command line.
+// Pure functions over already loaded data: no I/O.
+#include "record/format.hpp"
+
+#include <fmt/format.h>
+#include <time.h>
+
+#include <charconv>
+
+namespace gh::rec {
+
+std::string format_session_id(uint64_t session_id) { return fmt::format("{:016x}", session_id); }
+
+std::optional<uint64_t> parse_session_id(std::string_view text) {
+  if (text.empty() || text.size() > 16) return std::nullopt;
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, 16);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::string format_time_utc(uint64_t time_ns) {
+  const time_t seconds = static_cast<time_t>(time_ns / 1'000'000'000ull);
+  tm parts{};
+  gmtime_r(&seconds, &parts);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", parts.tm_year + 1900,
+                     parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec,
+                     (time_ns / 1'000'000ull) % 1000);
+}
+
+std::string format_chain(std::span<const std::string> chain) {
+  std::string out;
+  for (const std::string& member : chain) {
+    if (!out.empty()) out += " → ";
+    out += escape_for_terminal(member);
+  }
+  return out;
+}
+
+std::string escape_for_terminal(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f) {
+      out += fmt::format("\\x{:02x}", u);
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+std::string relative_seconds(uint64_t time_ns, uint64_t first_ns) {
+  // CLOCK_REALTIME may step backwards between events.
+  const int64_t delta = static_cast<int64_t>(time_ns - first_ns);
+  const char sign = delta < 0 ? '-' : '+';
+  const uint64_t magnitude = static_cast<uint64_t>(delta < 0 ? -delta : delta);
+  return fmt::format("{}{}.{:03}s", sign, magnitude / 1'000'000'000ull,
+                     (magnitude / 1'000'000ull) % 1000);
+}
+
+std::string duration_text(const SessionSummary& s) {
+  const uint64_t ms = (s.end_ns - s.start_ns) / 1'000'000ull;
+  return fmt::format("{}.{:03}s", ms / 1000, ms % 1000);
+}
+
+std::string join(std::span<const std::string> values, std::string_view separator) {
+  std::string out;
+  for (const std::string& value : values) {
+    if (!out.empty()) out += separator;
+    out += escape_for_terminal(value);
+  }
+  return out;
+}
+
+// Terminal cells of UTF-8 text, counting every code point as one cell (enough for "→").
+size_t display_width(std::string_view text) {
+  size_t width = 0;
+  for (const char c : text) {
+    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++width;
+  }
+  return width;
+}
+
+std::string pad(std::string_view text, size_t width) {
+  std::string out(text);
+  const size_t have = display_width(text);
+  if (have < width) out.append(width - have, ' ');
+  return out;
+}
+
+std::string describe_event(const StoredEvent& e) {
+  const auto f = [&](FieldTag tag) { return escape_for_terminal(e.first(tag)); };
+  switch (e.type) {
+    case EventType::kSessionStart: {
+      std::vector<std::string> chain, groups;
+      for (auto v : e.all(FieldTag::kChainMember)) chain.emplace_back(v);
+      for (auto v : e.all(FieldTag::kGroup)) groups.emplace_back(v);
+      std::string text = fmt::format("session start  {}", format_chain(chain));
+      if (!e.first(FieldTag::kConnection).empty()) text += " via " + f(FieldTag::kConnection);
+      if (!e.first(FieldTag::kClientAddress).empty()) {
+        text += " from " + f(FieldTag::kClientAddress);
+      }
+      std::vector<std::string> details;
+      if (!e.first(FieldTag::kProtocol).empty()) details.push_back(f(FieldTag::kProtocol));
+      if (!e.first(FieldTag::kUser).empty()) details.push_back("user " + f(FieldTag::kUser));
+      if (!e.first(FieldTag::kDatabase).empty()) {
+        details.push_back("database " + f(FieldTag::kDatabase));
+      }
+      if (!groups.empty()) details.push_back("groups " + join(groups, ","));
+      if (!details.empty()) text += " (" + join(details, ", ") + ")";
+      return text;
+    }
+    case EventType::kStatement: {
+      std::string kind = f(FieldTag::kStatementKind);
+      if (kind.empty()) kind = "statement";
+      std::string text = fmt::format("{} {}", kind, f(FieldTag::kText));
+      if (!e.first(FieldTag::kTextBytes).empty()) {
+        text += fmt::format(" … [truncated, {} bytes in full]", f(FieldTag::kTextBytes));
+      }
+      return text;
+    }
+    case EventType::kCompletion:
+      return fmt::format("completed {}", f(FieldTag::kTag));
+    case EventType::kError: {
+      std::string text = "error";
+      if (!e.first(FieldTag::kSqlState).empty()) text += " " + f(FieldTag::kSqlState);
+      if (!e.first(FieldTag::kMessage).empty()) text += " " + f(FieldTag::kMessage);
+      if (!e.first(FieldTag::kOrigin).empty()) text += " (" + f(FieldTag::kOrigin) + ")";
+      return text;
+    }
+    case EventType::kNotice:
+      return fmt::format("notice {}", f(FieldTag::kMessage));
+    case EventType::kSessionEnd: {
+      const std::string reason = f(FieldTag::kReason);
+      return reason.empty() ? std::string("session end") : "session end: " + reason;
+    }
+    case EventType::kAuthFailure: {
+      std::vector<std::string> chain;
+      for (auto v : e.all(FieldTag::kChainMember)) chain.emplace_back(v);
+      std::string text = "authentication failed";
+      if (!chain.empty()) text += " for " + format_chain(chain);
+      if (!e.first(FieldTag::kReason).empty()) text += ": " + f(FieldTag::kReason);
+      return text;
+    }
+  }
+  return fmt::format("event type {}", static_cast<unsigned>(e.type));
+}
+
+}  // namespace
+
+std::string format_sessions_table(std::span<const SessionSummary> sessions) {
+  struct Row {
+    std::array<std::string, 9> cells;
+  };
+  const std::array<std::string, 9> header = {"SESSION", "START", "DURATION", "CHAIN", "CONNECTION",
+                                             "CLIENT",  "STMTS", "ERRORS",   "END"};
+  std::vector<Row> rows;
+  for (const SessionSummary& s : sessions) {
+    std::string end = s.ended ? escape_for_terminal(s.end_reason) : std::string("(open)");
+    if (s.ended && end.empty()) end = "ended";
+    rows.push_back(Row{{format_session_id(s.session_id), format_time_utc(s.start_ns),
+                        duration_text(s), format_chain(s.chain), escape_for_terminal(s.connection),
+                        escape_for_terminal(s.client_address), std::to_string(s.statements),
+                        std::to_string(s.errors), end}});
+  }
+  std::array<size_t, 9> widths{};
+  for (size_t c = 0; c < header.size(); ++c) widths[c] = display_width(header[c]);
+  for (const Row& row : rows) {
+    for (size_t c = 0; c < header.size(); ++c) {
+      widths[c] = std::max(widths[c], display_width(row.cells[c]));
+    }
+  }
+  const auto line = [&](const std::array<std::string, 9>& cells) {
+    std::string out;
+    for (size_t c = 0; c < cells.size(); ++c) {
+      out += c + 1 == cells.size() ? cells[c] : pad(cells[c], widths[c]) + "  ";
+    }
+    out += "\n";
+    return out;
+  };
+  std::string out = line(header);
+  for (const Row& row : rows) out += line(row.cells);
+  return out;
+}
+
+std::string format_replay(std::span<const StoredEvent> events) {
+  if (events.empty()) return "(no events)\n";
+  const SessionSummary s = summarize_session(events);
+  std::string out = fmt::format("session {}", format_session_id(s.session_id));
+  if (!s.chain.empty()) out += "  " + format_chain(s.chain);
+  out += "\n";
+  out += fmt::format("started {}", format_time_utc(s.start_ns));
+  if (!s.connection.empty()) out += "  connection " + escape_for_terminal(s.connection);
+  if (!s.client_address.empty()) out += "  client " + escape_for_terminal(s.client_address);
+  out += "\n";
+  const uint64_t first = events.front().time_ns;
+  for (const StoredEvent& event : events) {
+    out +=
+        fmt::format("{:>9}  {}\n", relative_seconds(event.time_ns, first), describe_event(event));
+  }
+  if (!s.ended) out += "(session has no end record yet)\n";
+  return out;
+}
+
+std::string format_verify(const VerifyReport& r) {
+  std::string out;
+  if (r.ok()) {
+    out = fmt::format("ok: {} shards, {} segments, {} records, {} sessions\n", r.shards, r.segments,
+                      r.records, r.sessions);
+  } else {
+    const VerifyFinding& f = *r.finding;
+    out = fmt::format("{}: {}", f.tampering() ? "FAILED" : "TRUNCATED TAIL", f.segment_file);
+    if (f.record_index) out += fmt::format(" record {}", *f.record_index);
+    out += fmt::format(" at byte {}: {}\n", f.byte_offset, f.what);
+    out += fmt::format("checked before it: {} segments, {} records\n", r.segments, r.records);
+  }
+  for (const std::string& note : r.notes) out += "note: " + note + "\n";
+  return out;
+}
+
+nlohmann::json session_to_json(const SessionSummary& s) {
+  return nlohmann::json{
+      {"session_id", format_session_id(s.session_id)},
+      {"shard", s.shard},
+      {"start", format_time_utc(s.start_ns)},
+      {"start_ns", s.start_ns},
+      {"end_ns", s.end_ns},
+      {"ended", s.ended},
+      {"chain", s.chain},
+      {"groups", s.groups},
+      {"protocol", s.protocol},
+      {"connection", s.connection},
+      {"client_address", s.client_address},
+      {"user", s.user},
+      {"database", s.database},
+      {"token_id", s.token_id},
+      {"issuer", s.issuer},
+      {"events", s.events},
+      {"statements", s.statements},
+      {"errors", s.errors},
+      {"end_reason", s.end_reason},
+  };
+}
+
+nlohmann::json sessions_to_json(std::span<const SessionSummary> sessions) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const SessionSummary& s : sessions) out.push_back(session_to_json(s));
+  return out;
+}
+
+nlohmann::json event_to_json(const StoredEvent& e, uint64_t first_time_ns) {
+  nlohmann::json fields = nlohmann::json::object();
+  for (const StoredField& field : e.fields) {
+    std::string name(field_tag_name(field.tag));
+    if (name.empty()) name = fmt::format("tag_{}", static_cast<unsigned>(field.tag));
+    if (field.tag == FieldTag::kChainMember || field.tag == FieldTag::kGroup) {
+      name = field.tag == FieldTag::kChainMember ? "chain" : "groups";
+      fields[name].push_back(field.value);
+    } else if (fields.contains(name)) {
+      // A repeated tag that is not meant to repeat: keep every value rather than the last.
+      if (!fields[name].is_array()) fields[name] = nlohmann::json::array({fields[name]});
+      fields[name].push_back(field.value);
+    } else {
+      fields[name] = field.value;
+    }
+  }
+  const int64_t offset_ns = static_cast<int64_t>(e.time_ns - first_time_ns);
+  return nlohmann::json{
+      {"type", event_type_name(e.type)},
+      {"sequence", e.sequence},
+      {"time", format_time_utc(e.time_ns)},
+      {"time_ns", e.time_ns},
+      {"offset_s", static_cast<double>(offset_ns) / 1e9},
+      {"fields", std::move(fields)},
+  };
+}
+
+nlohmann::json replay_to_json(std::span<const StoredEvent> events) {
+  nlohmann::json list = nlohmann::json::array();
+  const uint64_t first = events.empty() ? 0 : events.front().time_ns;
+  for (const StoredEvent& e : events) list.push_back(event_to_json(e, first));
+  nlohmann::json out =
+      events.empty() ? nlohmann::json::object() : session_to_json(summarize_session(events));
+  out["events"] = std::move(list);
+  return out;
+}
+
+nlohmann::json verify_to_json(const VerifyReport& r) {
+  nlohmann::json out{
+      {"ok", r.ok()},         {"shards", r.shards},     {"segments", r.segments},
+      {"records", r.records}, {"sessions", r.sessions}, {"notes", r.notes},
+  };
+  if (r.finding) {
+    const VerifyFinding& f = *r.finding;
+    out["finding"] = nlohmann::json{
+        {"kind", finding_kind_name(f.kind)},
+        {"tampering", f.tampering()},
+        {"shard", f.shard},
+        {"segment_file", f.segment_file},
+        {"segment_sequence", f.segment_sequence},
+        {"record_index", f.record_index ? nlohmann::json(*f.record_index) : nlohmann::json()},
+        {"byte_offset", f.byte_offset},
+        {"what", f.what},
+    };
+  }
+  return out;
+}
+
+std::string dump_json(const nlohmann::json& value, int indent) {
+  return value.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace gh::rec

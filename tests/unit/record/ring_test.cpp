@@ -1,0 +1,184 @@
+// The per-shard SPSC ring: wrap-around, back-pressure without loss, size refusal, two threads.
+// In-memory only; the stress test uses exactly one producer and one consumer thread.
+#include "record/ring.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <deque>
+#include <random>
+#include <thread>
+
+#include "record_test_support.hpp"
+
+namespace gh::rec {
+namespace {
+
+// Payload bytes derived from the entry number, so a misplaced or torn entry is visible.
+void fill(std::span<std::byte> out, uint64_t n) {
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<std::byte>((n * 131 + i * 7) & 0xFF);
+}
+bool matches(std::span<const std::byte> in, uint64_t n) {
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != static_cast<std::byte>((n * 131 + i * 7) & 0xFF)) return false;
+  }
+  return true;
+}
+
+TEST(Ring, CreateChecksCapacity) {
+  EXPECT_FALSE(Ring::create(limits::ring_bytes_min + 8).has_value());  // not a power of two
+  EXPECT_FALSE(Ring::create(limits::ring_bytes_min / 2).has_value());  // too small
+  EXPECT_FALSE(Ring::create(limits::ring_bytes_max * 2).has_value());  // too large
+  auto ring = Ring::create(limits::ring_bytes_min);
+  ASSERT_TRUE(ring.has_value());
+  EXPECT_EQ((*ring)->free_bytes(), limits::ring_bytes_min);
+  EXPECT_TRUE((*ring)->empty());
+}
+
+TEST(Ring, RandomSizesAcrossManyWrapArounds) {
+  Ring ring(limits::ring_bytes_min);
+  std::mt19937_64 rng(12345);
+  std::deque<std::pair<uint64_t, size_t>> expected;  // (entry number, payload size)
+  uint64_t pushed = 0, drained = 0, bytes_pushed = 0;
+  const size_t size_max = ring.payload_bytes_max();
+  while (pushed < 60'000) {
+    // Mostly small entries, sometimes up to the largest allowed one.
+    const size_t size = rng() % 8 == 0 ? rng() % (size_max + 1) : rng() % 300;
+    const PushStatus status = ring.try_push_bytes(size, [&](std::span<std::byte> out) {
+      ASSERT_EQ(out.size(), size);
+      fill(out, pushed);
+    });
+    ASSERT_NE(status, PushStatus::kTooLarge);
+    if (status == PushStatus::kPushed) {
+      expected.emplace_back(pushed++, size);
+      bytes_pushed += size;
+      if (rng() % 4 != 0) continue;
+    }
+    // Drain a random number of entries (possibly all), as the flusher does with a batch limit.
+    const size_t take = rng() % (expected.size() + 1);
+    size_t seen = 0;
+    const Ring::Peeked peeked = ring.peek([&](std::span<const std::byte> payload) {
+      if (seen == take) return false;
+      EXPECT_EQ(payload.size(), expected[seen].second);
+      EXPECT_TRUE(matches(payload, expected[seen].first)) << "entry " << expected[seen].first;
+      ++seen;
+      return true;
+    });
+    ASSERT_EQ(peeked.entries, take);
+    ring.release(peeked.cursor);
+    for (size_t i = 0; i < take; ++i) expected.pop_front();
+    drained += take;
+  }
+  drained += ring.drain([&](std::span<const std::byte> payload) {
+    ASSERT_FALSE(expected.empty());
+    EXPECT_EQ(payload.size(), expected.front().second);
+    EXPECT_TRUE(matches(payload, expected.front().first));
+    expected.pop_front();
+  });
+  EXPECT_TRUE(expected.empty());
+  EXPECT_EQ(drained, pushed);
+  EXPECT_TRUE(ring.empty());
+  EXPECT_GT(bytes_pushed, 50 * ring.capacity()) << "the test must wrap many times";
+}
+
+TEST(Ring, FullRingRefusesAndLosesNothing) {
+  Ring ring(limits::ring_bytes_min);
+  uint32_t pushed = 0;
+  for (;;) {
+    testing::EventView view(testing::statement(7, pushed, 100 + pushed % 50));
+    const PushStatus status = ring.try_push(view.event);
+    if (status == PushStatus::kFull) break;
+    ASSERT_EQ(status, PushStatus::kPushed);
+    ++pushed;
+  }
+  ASSERT_GT(pushed, 100u);
+  EXPECT_LT(ring.free_bytes(), 200u);
+  // Refusing again and again changes nothing.
+  testing::EventView extra(testing::statement(7, pushed, 100));
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(ring.try_push(extra.event), PushStatus::kFull);
+
+  uint32_t next = 0;
+  ring.drain([&](std::span<const std::byte> body) {
+    auto view = decode_record_body(body);
+    ASSERT_TRUE(view.has_value()) << view.error().message;
+    EXPECT_EQ(to_stored(*view), testing::statement(7, next, 100 + next % 50));
+    ++next;
+  });
+  EXPECT_EQ(next, pushed);
+  EXPECT_EQ(ring.try_push(extra.event), PushStatus::kPushed);
+}
+
+TEST(Ring, PeekWithoutReleaseKeepsEntries) {
+  Ring ring(limits::ring_bytes_min);
+  for (uint64_t n = 0; n < 3; ++n) {
+    ASSERT_EQ(ring.try_push_bytes(10, [&](std::span<std::byte> out) { fill(out, n); }),
+              PushStatus::kPushed);
+  }
+  const size_t used = ring.used_bytes();
+  EXPECT_EQ(ring.peek([](auto) { return true; }).entries, 3u);
+  EXPECT_EQ(ring.used_bytes(), used);
+  EXPECT_EQ(ring.peek([](auto) { return true; }).entries, 3u);  // seen again
+  EXPECT_EQ(ring.drain([](auto) {}), 3u);
+  EXPECT_TRUE(ring.empty());
+}
+
+TEST(Ring, EntriesAboveHalfTheCapacityAreTooLarge) {
+  Ring ring(limits::ring_bytes_min);
+  const size_t max = ring.payload_bytes_max();
+  EXPECT_EQ(max, ring.capacity() / 2 - Ring::kEntryHeaderBytes);
+  EXPECT_EQ(ring.try_push_bytes(max + 1, [](auto) { FAIL(); }), PushStatus::kTooLarge);
+  // The largest allowed entry fits an empty ring whatever the write position: push a small
+  // entry so that the position is not 0, drain it, then push the largest twice in turn.
+  ASSERT_EQ(ring.try_push_bytes(1000, [](auto) {}), PushStatus::kPushed);
+  ring.drain([](auto) {});
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(ring.try_push_bytes(max, [](auto) {}), PushStatus::kPushed) << i;
+    ring.drain([&](std::span<const std::byte> p) { EXPECT_EQ(p.size(), max); });
+  }
+
+  // A statement too large for the ring is refused distinctly; RecordText makes it fit.
+  const std::string sql = "SELECT '" + std::string(ring.capacity(), 'x') + "'";
+  const Field big{FieldTag::kText, sql};
+  EXPECT_EQ(ring.try_push(Event{EventType::kStatement, 1, 0, 0, {&big, 1}}), PushStatus::kTooLarge);
+  RecordText text(sql);
+  EXPECT_EQ(ring.try_push(Event{EventType::kStatement, 1, 0, 0, text.fields()}),
+            PushStatus::kPushed);
+}
+
+TEST(Ring, TwoThreadsKeepOrderAndContent) {
+  Ring ring(limits::ring_bytes_min);
+  constexpr uint32_t kEvents = 200'000;
+  std::atomic<bool> producer_done{false};
+  std::thread producer([&] {
+    std::mt19937 rng(99);
+    for (uint32_t n = 0; n < kEvents; ++n) {
+      testing::EventView view(testing::statement(n % 5, n, 1 + rng() % 2000));
+      while (ring.try_push(view.event) != PushStatus::kPushed) std::this_thread::yield();
+    }
+    producer_done.store(true, std::memory_order_release);
+  });
+  uint32_t next = 0;
+  bool ok = true;
+  std::mt19937 rng(99);
+  while (next < kEvents) {
+    const size_t got = ring.drain([&](std::span<const std::byte> body) {
+      auto view = decode_record_body(body);
+      if (!view || view->sequence != next || view->session_id != next % 5) {
+        ok = false;
+      } else {
+        const StoredEvent expected = testing::statement(next % 5, next, 1 + rng() % 2000);
+        if (to_stored(*view) != expected) ok = false;
+      }
+      ++next;
+    });
+    if (got == 0) std::this_thread::yield();
+  }
+  producer.join();
+  EXPECT_TRUE(ok) << "first bad entry " << next - 1;
+  EXPECT_EQ(next, kEvents);
+  EXPECT_TRUE(producer_done.load());
+  EXPECT_TRUE(ring.empty());
+}
+
+}  // namespace
+}  // namespace gh::rec
