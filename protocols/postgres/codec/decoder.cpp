@@ -2,6 +2,8 @@
 // Must not depend on I/O, sessions, policy or allocation; every read goes through wire::Reader.
 #include "protocols/postgres/codec/decoder.hpp"
 
+#include <array>
+
 #include "core/assert.hpp"
 
 namespace gh::pg {
@@ -18,67 +20,86 @@ struct Rule {
   Cap cap = Cap::kFixed;    // kFixed: the length must equal length_min
 };
 
-constexpr Rule rule(uint32_t length_min, Cap cap) { return Rule{true, length_min, cap}; }
+struct TypeRule {
+  char type;
+  uint32_t length_min;
+  Cap cap;
+};
 
 // Minimum lengths follow from each layout in Message Formats: 4 for the length itself, 1 per
 // String (its NUL), 2 per Int16, 4 per Int32.
-Rule frontend_rule(char type) {
-  switch (type) {
-    case 'Q': return rule(4 + 1, Cap::kMessage);              // Query: String
-    case 'P': return rule(4 + 1 + 1 + 2, Cap::kMessage);      // Parse
-    case 'B': return rule(4 + 1 + 1 + 2 + 2 + 2, Cap::kMessage);  // Bind
-    case 'E': return rule(4 + 1 + 4, Cap::kSmall);            // Execute
-    case 'D': return rule(4 + 1 + 1, Cap::kSmall);            // Describe
-    case 'C': return rule(4 + 1 + 1, Cap::kSmall);            // Close
-    case 'S': return rule(4, Cap::kFixed);                    // Sync
-    case 'H': return rule(4, Cap::kFixed);                    // Flush
-    case 'X': return rule(4, Cap::kFixed);                    // Terminate
-    case 'd': return rule(4, Cap::kMessage);                  // CopyData
-    case 'c': return rule(4, Cap::kFixed);                    // CopyDone
-    case 'f': return rule(4 + 1, Cap::kSmall);                // CopyFail
-    case 'p': return rule(4, Cap::kAuth);                     // Password/SASL/GSS response
-    case 'F': return rule(4 + 4 + 2 + 2 + 2, Cap::kMessage);  // FunctionCall
-    default: return Rule{};
+constexpr TypeRule kFrontendTypes[] = {
+    {'Q', 4 + 1, Cap::kMessage},                  // Query: String
+    {'P', 4 + 1 + 1 + 2, Cap::kMessage},          // Parse: 2 Strings, Int16 count
+    {'B', 4 + 1 + 1 + 2 + 2 + 2, Cap::kMessage},  // Bind: 2 Strings, 3 Int16 counts
+    {'E', 4 + 1 + 4, Cap::kSmall},                // Execute: String, Int32
+    {'D', 4 + 1 + 1, Cap::kSmall},                // Describe: Byte1, String
+    {'C', 4 + 1 + 1, Cap::kSmall},                // Close: Byte1, String
+    {'S', 4, Cap::kFixed},                        // Sync
+    {'H', 4, Cap::kFixed},                        // Flush
+    {'X', 4, Cap::kFixed},                        // Terminate
+    {'d', 4, Cap::kMessage},                      // CopyData
+    {'c', 4, Cap::kFixed},                        // CopyDone
+    {'f', 4 + 1, Cap::kSmall},                    // CopyFail: String
+    {'p', 4, Cap::kAuth},                         // PasswordMessage and the SASL/GSS responses
+    {'F', 4 + 4 + 2 + 2 + 2, Cap::kMessage},      // FunctionCall
+};
+
+constexpr TypeRule kBackendTypes[] = {
+    {'R', 4 + 4, Cap::kAuth},                   // Authentication*: Int32 code
+    {'K', kBackendKeyDataLength, Cap::kFixed},  // BackendKeyData (3.0): 2 Int32
+    {'S', 4 + 1 + 1, Cap::kParameterStatus},    // ParameterStatus: 2 Strings
+    {'Z', 4 + 1, Cap::kFixed},                  // ReadyForQuery: Byte1
+    {'T', 4 + 2, Cap::kMessage},                // RowDescription: Int16 count
+    {'D', 4 + 2, Cap::kMessage},                // DataRow: Int16 count
+    {'C', 4 + 1, Cap::kSmall},                  // CommandComplete: String
+    {'E', 4 + 1, Cap::kMessage},                // ErrorResponse: terminator
+    {'N', 4 + 1, Cap::kMessage},                // NoticeResponse: terminator
+    {'A', 4 + 4 + 1 + 1, Cap::kSmall},          // NotificationResponse
+    {'G', 4 + 1 + 2, Cap::kSmall},              // CopyInResponse: Int8, Int16 count
+    {'H', 4 + 1 + 2, Cap::kSmall},              // CopyOutResponse
+    {'W', 4 + 1 + 2, Cap::kSmall},              // CopyBothResponse
+    {'d', 4, Cap::kMessage},                    // CopyData
+    {'c', 4, Cap::kFixed},                      // CopyDone
+    {'I', 4, Cap::kFixed},                      // EmptyQueryResponse
+    {'1', 4, Cap::kFixed},                      // ParseComplete
+    {'2', 4, Cap::kFixed},                      // BindComplete
+    {'3', 4, Cap::kFixed},                      // CloseComplete
+    {'n', 4, Cap::kFixed},                      // NoData
+    {'s', 4, Cap::kFixed},                      // PortalSuspended
+    {'t', 4 + 2, Cap::kMessage},                // ParameterDescription: Int16 count
+    {'v', 4 + 4 + 4, Cap::kSmall},              // NegotiateProtocolVersion: 2 Int32
+    {'V', 4 + 4, Cap::kMessage},                // FunctionCallResponse: Int32 length
+};
+
+// One entry per possible type byte, so the header check is a single load.
+template <size_t N>
+constexpr std::array<Rule, 256> make_rules(const TypeRule (&types)[N]) {
+  std::array<Rule, 256> rules{};
+  for (const TypeRule& t : types) {
+    rules[static_cast<uint8_t>(t.type)] = Rule{true, t.length_min, t.cap};
   }
+  return rules;
 }
 
-Rule backend_rule(char type) {
-  switch (type) {
-    case 'R': return rule(4 + 4, Cap::kAuth);                 // Authentication*
-    case 'K': return rule(kBackendKeyDataLength, Cap::kFixed);  // BackendKeyData (3.0)
-    case 'S': return rule(4 + 1 + 1, Cap::kParameterStatus);  // ParameterStatus
-    case 'Z': return rule(4 + 1, Cap::kFixed);                // ReadyForQuery
-    case 'T': return rule(4 + 2, Cap::kMessage);              // RowDescription
-    case 'D': return rule(4 + 2, Cap::kMessage);              // DataRow
-    case 'C': return rule(4 + 1, Cap::kSmall);                // CommandComplete
-    case 'E': return rule(4 + 1, Cap::kMessage);              // ErrorResponse
-    case 'N': return rule(4 + 1, Cap::kMessage);              // NoticeResponse
-    case 'A': return rule(4 + 4 + 1 + 1, Cap::kSmall);        // NotificationResponse
-    case 'G': return rule(4 + 1 + 2, Cap::kSmall);            // CopyInResponse
-    case 'H': return rule(4 + 1 + 2, Cap::kSmall);            // CopyOutResponse
-    case 'W': return rule(4 + 1 + 2, Cap::kSmall);            // CopyBothResponse
-    case 'd': return rule(4, Cap::kMessage);                  // CopyData
-    case 'c': return rule(4, Cap::kFixed);                    // CopyDone
-    case 'I': return rule(4, Cap::kFixed);                    // EmptyQueryResponse
-    case '1': return rule(4, Cap::kFixed);                    // ParseComplete
-    case '2': return rule(4, Cap::kFixed);                    // BindComplete
-    case '3': return rule(4, Cap::kFixed);                    // CloseComplete
-    case 'n': return rule(4, Cap::kFixed);                    // NoData
-    case 's': return rule(4, Cap::kFixed);                    // PortalSuspended
-    case 't': return rule(4 + 2, Cap::kMessage);              // ParameterDescription
-    case 'v': return rule(4 + 4 + 4, Cap::kSmall);            // NegotiateProtocolVersion
-    case 'V': return rule(4 + 4, Cap::kMessage);              // FunctionCallResponse
-    default: return Rule{};
-  }
-}
+constexpr std::array<Rule, 256> kFrontendRules = make_rules(kFrontendTypes);
+constexpr std::array<Rule, 256> kBackendRules = make_rules(kBackendTypes);
+
+Rule frontend_rule(char type) { return kFrontendRules[static_cast<uint8_t>(type)]; }
+Rule backend_rule(char type) { return kBackendRules[static_cast<uint8_t>(type)]; }
 
 uint32_t length_max(const Rule& r, const DecoderLimits& limits) {
   switch (r.cap) {
-    case Cap::kFixed: return r.length_min;
-    case Cap::kMessage: return limits.message_bytes_max;
-    case Cap::kSmall: return limits.small_message_bytes_max;
-    case Cap::kAuth: return limits.auth_bytes_max;
-    case Cap::kParameterStatus: return limits.parameter_status_bytes_max;
+    case Cap::kFixed:
+      return r.length_min;
+    case Cap::kMessage:
+      return limits.message_bytes_max;
+    case Cap::kSmall:
+      return limits.small_message_bytes_max;
+    case Cap::kAuth:
+      return limits.auth_bytes_max;
+    case Cap::kParameterStatus:
+      return limits.parameter_status_bytes_max;
   }
   return r.length_min;
 }
@@ -374,51 +395,91 @@ bool parse_into(Bytes body, Variant& out) {
 
 bool parse_frontend_body(char type, Bytes body, FrontendMessage& out) {
   switch (type) {
-    case Query::kType: return parse_into<Query>(body, out);
-    case Parse::kType: return parse_into<Parse>(body, out);
-    case Bind::kType: return parse_into<Bind>(body, out);
-    case Execute::kType: return parse_into<Execute>(body, out);
-    case Describe::kType: return parse_into<Describe>(body, out);
-    case Close::kType: return parse_into<Close>(body, out);
-    case Sync::kType: return parse_into<Sync>(body, out);
-    case Flush::kType: return parse_into<Flush>(body, out);
-    case Terminate::kType: return parse_into<Terminate>(body, out);
-    case CopyData::kType: return parse_into<CopyData>(body, out);
-    case CopyDone::kType: return parse_into<CopyDone>(body, out);
-    case CopyFail::kType: return parse_into<CopyFail>(body, out);
-    case PasswordMessage::kType: return parse_into<PasswordMessage>(body, out);
-    case FunctionCall::kType: return parse_into<FunctionCall>(body, out);
-    default: return false;  // the header rule refused unknown types already
+    case Query::kType:
+      return parse_into<Query>(body, out);
+    case Parse::kType:
+      return parse_into<Parse>(body, out);
+    case Bind::kType:
+      return parse_into<Bind>(body, out);
+    case Execute::kType:
+      return parse_into<Execute>(body, out);
+    case Describe::kType:
+      return parse_into<Describe>(body, out);
+    case Close::kType:
+      return parse_into<Close>(body, out);
+    case Sync::kType:
+      return parse_into<Sync>(body, out);
+    case Flush::kType:
+      return parse_into<Flush>(body, out);
+    case Terminate::kType:
+      return parse_into<Terminate>(body, out);
+    case CopyData::kType:
+      return parse_into<CopyData>(body, out);
+    case CopyDone::kType:
+      return parse_into<CopyDone>(body, out);
+    case CopyFail::kType:
+      return parse_into<CopyFail>(body, out);
+    case PasswordMessage::kType:
+      return parse_into<PasswordMessage>(body, out);
+    case FunctionCall::kType:
+      return parse_into<FunctionCall>(body, out);
+    default:
+      return false;  // the header rule refused unknown types already
   }
 }
 
 bool parse_backend_body(char type, Bytes body, BackendMessage& out) {
   switch (type) {
-    case Authentication::kType: return parse_into<Authentication>(body, out);
-    case BackendKeyData::kType: return parse_into<BackendKeyData>(body, out);
-    case ParameterStatus::kType: return parse_into<ParameterStatus>(body, out);
-    case ReadyForQuery::kType: return parse_into<ReadyForQuery>(body, out);
-    case RowDescription::kType: return parse_into<RowDescription>(body, out);
-    case DataRow::kType: return parse_into<DataRow>(body, out);
-    case CommandComplete::kType: return parse_into<CommandComplete>(body, out);
-    case ErrorResponse::kType: return parse_into<ErrorResponse>(body, out);
-    case NoticeResponse::kType: return parse_into<NoticeResponse>(body, out);
-    case NotificationResponse::kType: return parse_into<NotificationResponse>(body, out);
-    case CopyInResponse::kType: return parse_into<CopyInResponse>(body, out);
-    case CopyOutResponse::kType: return parse_into<CopyOutResponse>(body, out);
-    case CopyBothResponse::kType: return parse_into<CopyBothResponse>(body, out);
-    case CopyData::kType: return parse_into<CopyData>(body, out);
-    case CopyDone::kType: return parse_into<CopyDone>(body, out);
-    case EmptyQueryResponse::kType: return parse_into<EmptyQueryResponse>(body, out);
-    case ParseComplete::kType: return parse_into<ParseComplete>(body, out);
-    case BindComplete::kType: return parse_into<BindComplete>(body, out);
-    case CloseComplete::kType: return parse_into<CloseComplete>(body, out);
-    case NoData::kType: return parse_into<NoData>(body, out);
-    case ParameterDescription::kType: return parse_into<ParameterDescription>(body, out);
-    case PortalSuspended::kType: return parse_into<PortalSuspended>(body, out);
-    case NegotiateProtocolVersion::kType: return parse_into<NegotiateProtocolVersion>(body, out);
-    case FunctionCallResponse::kType: return parse_into<FunctionCallResponse>(body, out);
-    default: return false;
+    case Authentication::kType:
+      return parse_into<Authentication>(body, out);
+    case BackendKeyData::kType:
+      return parse_into<BackendKeyData>(body, out);
+    case ParameterStatus::kType:
+      return parse_into<ParameterStatus>(body, out);
+    case ReadyForQuery::kType:
+      return parse_into<ReadyForQuery>(body, out);
+    case RowDescription::kType:
+      return parse_into<RowDescription>(body, out);
+    case DataRow::kType:
+      return parse_into<DataRow>(body, out);
+    case CommandComplete::kType:
+      return parse_into<CommandComplete>(body, out);
+    case ErrorResponse::kType:
+      return parse_into<ErrorResponse>(body, out);
+    case NoticeResponse::kType:
+      return parse_into<NoticeResponse>(body, out);
+    case NotificationResponse::kType:
+      return parse_into<NotificationResponse>(body, out);
+    case CopyInResponse::kType:
+      return parse_into<CopyInResponse>(body, out);
+    case CopyOutResponse::kType:
+      return parse_into<CopyOutResponse>(body, out);
+    case CopyBothResponse::kType:
+      return parse_into<CopyBothResponse>(body, out);
+    case CopyData::kType:
+      return parse_into<CopyData>(body, out);
+    case CopyDone::kType:
+      return parse_into<CopyDone>(body, out);
+    case EmptyQueryResponse::kType:
+      return parse_into<EmptyQueryResponse>(body, out);
+    case ParseComplete::kType:
+      return parse_into<ParseComplete>(body, out);
+    case BindComplete::kType:
+      return parse_into<BindComplete>(body, out);
+    case CloseComplete::kType:
+      return parse_into<CloseComplete>(body, out);
+    case NoData::kType:
+      return parse_into<NoData>(body, out);
+    case ParameterDescription::kType:
+      return parse_into<ParameterDescription>(body, out);
+    case PortalSuspended::kType:
+      return parse_into<PortalSuspended>(body, out);
+    case NegotiateProtocolVersion::kType:
+      return parse_into<NegotiateProtocolVersion>(body, out);
+    case FunctionCallResponse::kType:
+      return parse_into<FunctionCallResponse>(body, out);
+    default:
+      return false;
   }
 }
 
@@ -453,12 +514,18 @@ Decoded decode_frame(Bytes in, const DecoderLimits& limits, Rule (*rule_for)(cha
 
 const char* describe(DecodeError error) {
   switch (error) {
-    case DecodeError::kNone: return "no error";
-    case DecodeError::kBadLength: return "invalid message length";
-    case DecodeError::kTooLarge: return "message length exceeds limit";
-    case DecodeError::kMalformed: return "malformed message body";
-    case DecodeError::kUnknownType: return "unknown message type";
-    case DecodeError::kUnsupportedProtocol: return "unsupported protocol version";
+    case DecodeError::kNone:
+      return "no error";
+    case DecodeError::kBadLength:
+      return "invalid message length";
+    case DecodeError::kTooLarge:
+      return "message length exceeds limit";
+    case DecodeError::kMalformed:
+      return "malformed message body";
+    case DecodeError::kUnknownType:
+      return "unknown message type";
+    case DecodeError::kUnsupportedProtocol:
+      return "unsupported protocol version";
   }
   return "unknown decode error";
 }

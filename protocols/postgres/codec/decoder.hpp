@@ -49,7 +49,8 @@ struct HeaderDecoded {
 // frame_bytes: total size of the current frame once its header is known and valid, type byte
 // included, so that a caller can decide to stream a large frame; 0 while the header is incomplete
 // or when the header itself was refused.
-// message: meaningful only when status == kMessage (otherwise a value-initialized alternative).
+// message: meaningful only when status == kMessage (otherwise the variant's first alternative,
+// Flush or NoData, which a caller must not act on).
 // Lifetime: the views inside `message` point into `in` (see messages.hpp).
 struct FrontendDecoded {
   Status status = Status::kNeedMore;

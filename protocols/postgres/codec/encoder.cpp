@@ -130,7 +130,8 @@ void put_value(MessageWriter& w, const ColumnValue& v) {
 
 }  // namespace
 
-// ---- backend -------------------------------------------------------------------------------------
+// ---- backend
+// -------------------------------------------------------------------------------------
 
 void encode_error_response(std::string& out, const ErrorFields& fields) {
   encode_field_list(out, ErrorResponse::kType, fields);
@@ -148,9 +149,7 @@ void encode_authentication(std::string& out, int32_t code, Bytes data) {
   w.finish();
 }
 
-void encode_authentication_ok(std::string& out) {
-  encode_authentication(out, Authentication::kOk);
-}
+void encode_authentication_ok(std::string& out) { encode_authentication(out, Authentication::kOk); }
 
 void encode_authentication_cleartext_password(std::string& out) {
   encode_authentication(out, Authentication::kCleartextPassword);
@@ -296,7 +295,8 @@ void encode_function_call_response(std::string& out, std::optional<Bytes> result
 void encode_ssl_answer(std::string& out, bool accept) { out.push_back(accept ? 'S' : 'N'); }
 void encode_gssenc_answer(std::string& out, bool accept) { out.push_back(accept ? 'G' : 'N'); }
 
-// ---- both directions -----------------------------------------------------------------------------
+// ---- both directions
+// -----------------------------------------------------------------------------
 
 void encode_copy_data(std::string& out, Bytes data) {
   MessageWriter w(out);
@@ -307,7 +307,8 @@ void encode_copy_data(std::string& out, Bytes data) {
 
 void encode_copy_done(std::string& out) { encode_empty(out, CopyDone::kType); }
 
-// ---- frontend ------------------------------------------------------------------------------------
+// ---- frontend
+// ------------------------------------------------------------------------------------
 
 void encode_startup_message(std::string& out, std::span<const StartupParameter> parameters,
                             uint32_t protocol) {

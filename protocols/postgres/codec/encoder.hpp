@@ -1,5 +1,6 @@
-// PostgreSQL protocol 3.0 encoders: each call appends one complete message to a caller-owned string.
-// Must not depend on I/O, sessions or policy; the session owns the buffers and decides what to send.
+// PostgreSQL protocol 3.0 encoders: each call appends one complete message to a caller-owned
+// string. Must not depend on I/O, sessions or policy; the session owns the buffers and decides what
+// to send.
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,6 @@
 // Typed PostgreSQL protocol 3.0 messages as views into the caller's bytes, the decoder limits, and
-// readers for the lists inside message bodies. Must not depend on I/O, sessions, policy or allocation.
+// readers for the lists inside message bodies. Must not depend on I/O, sessions, policy or
+// allocation.
 #pragma once
 
 #include <cstddef>
@@ -233,13 +234,15 @@ struct Parse {
   std::string_view query;
   uint16_t parameter_type_count = 0;
   Bytes parameter_types;  // parameter_type_count Int32 type OIDs (0: unspecified)
-  Int32Range parameter_type_range() const { return Int32Range(parameter_types, parameter_type_count); }
+  Int32Range parameter_type_range() const {
+    return Int32Range(parameter_types, parameter_type_count);
+  }
 };
 struct Bind {
   static constexpr char kType = 'B';
   static constexpr const char* kName = "Bind";
-  std::string_view portal;     // empty: the unnamed portal
-  std::string_view statement;  // empty: the unnamed statement
+  std::string_view portal;              // empty: the unnamed portal
+  std::string_view statement;           // empty: the unnamed statement
   uint16_t parameter_format_count = 0;  // 0 (all text), 1 (applies to all) or parameter_count
   Bytes parameter_formats;              // Int16 each
   uint16_t parameter_count = 0;
@@ -334,9 +337,11 @@ struct FunctionCall {
   Bytes body;  // everything after the length field, function OID included
 };
 
+// The first alternative is what a non-kMessage decode result holds; it is Flush (and NoData for
+// the backend) on purpose: both are harmless if a caller forgets to check the status.
 using FrontendMessage =
-    std::variant<SslRequest, GssEncRequest, CancelRequest, StartupMessage, Query, Parse, Bind,
-                 Describe, Execute, Close, Sync, Flush, Terminate, CopyData, CopyDone, CopyFail,
+    std::variant<Flush, SslRequest, GssEncRequest, CancelRequest, StartupMessage, Query, Parse,
+                 Bind, Describe, Execute, Close, Sync, Terminate, CopyData, CopyDone, CopyFail,
                  PasswordMessage, FunctionCall>;
 
 // =============================================================================================
@@ -406,8 +411,8 @@ struct CommandComplete {
 
 // Field type codes of ErrorResponse and NoticeResponse (Error and Notice Message Fields).
 namespace error_field {
-inline constexpr char kSeverity = 'S';          // localized
-inline constexpr char kSeverityPlain = 'V';     // never localized (9.6+)
+inline constexpr char kSeverity = 'S';       // localized
+inline constexpr char kSeverityPlain = 'V';  // never localized (9.6+)
 inline constexpr char kSqlState = 'C';
 inline constexpr char kMessage = 'M';
 inline constexpr char kDetail = 'D';
@@ -529,10 +534,10 @@ struct FunctionCallResponse {
 };
 
 using BackendMessage =
-    std::variant<Authentication, BackendKeyData, ParameterStatus, ReadyForQuery, RowDescription,
-                 DataRow, CommandComplete, ErrorResponse, NoticeResponse, NotificationResponse,
-                 CopyInResponse, CopyOutResponse, CopyBothResponse, CopyData, CopyDone,
-                 EmptyQueryResponse, ParseComplete, BindComplete, CloseComplete, NoData,
+    std::variant<NoData, Authentication, BackendKeyData, ParameterStatus, ReadyForQuery,
+                 RowDescription, DataRow, CommandComplete, ErrorResponse, NoticeResponse,
+                 NotificationResponse, CopyInResponse, CopyOutResponse, CopyBothResponse, CopyData,
+                 CopyDone, EmptyQueryResponse, ParseComplete, BindComplete, CloseComplete,
                  ParameterDescription, PortalSuspended, NegotiateProtocolVersion,
                  FunctionCallResponse>;
 

@@ -14,7 +14,8 @@ using Bytes = std::span<const std::byte>;
 
 // Integers on the wire are in network byte order (Frontend/Backend Protocol, Message Data Types).
 inline uint16_t load_u16(const std::byte* p) {
-  return static_cast<uint16_t>((std::to_integer<uint16_t>(p[0]) << 8) | std::to_integer<uint16_t>(p[1]));
+  return static_cast<uint16_t>((std::to_integer<uint16_t>(p[0]) << 8) |
+                               std::to_integer<uint16_t>(p[1]));
 }
 inline uint32_t load_u32(const std::byte* p) {
   return (std::to_integer<uint32_t>(p[0]) << 24) | (std::to_integer<uint32_t>(p[1]) << 16) |
@@ -89,7 +90,8 @@ class Reader {
     if (left == 0) return false;
     const void* nul = std::memchr(in_.data() + pos_, 0, left);
     if (nul == nullptr) return false;
-    const size_t len = static_cast<size_t>(static_cast<const std::byte*>(nul) - (in_.data() + pos_));
+    const size_t len =
+        static_cast<size_t>(static_cast<const std::byte*>(nul) - (in_.data() + pos_));
     out = as_chars(in_.subspan(pos_, len));
     pos_ += len + 1;
     return true;

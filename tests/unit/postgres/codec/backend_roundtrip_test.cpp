@@ -1,5 +1,5 @@
-// Table-driven round trips of every backend message: encode, decode, check fields, split everywhere.
-// Must not depend on sockets or a server; bytes only.
+// Table-driven round trips of every backend message: encode, decode, check fields, split
+// everywhere. Must not depend on sockets or a server; bytes only.
 #include <functional>
 #include <ostream>
 #include <string>
@@ -48,19 +48,19 @@ std::vector<BackendCase> backend_cases() {
                      ASSERT_EQ(p->data.size(), 4u);
                      EXPECT_EQ(p->data[1], std::byte{0xfe});
                    }});
-  cases.push_back({"AuthenticationSASL",
-                   [](std::string& o) {
-                     const std::string_view mechs[] = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"};
-                     encode_authentication_sasl(o, mechs);
-                   },
-                   [](const BackendMessage& m) {
-                     GET_AS(Authentication, m, p);
-                     EXPECT_EQ(p->code, Authentication::kSasl);
-                     std::vector<std::string_view> mechs;
-                     for (std::string_view s : p->sasl_mechanisms()) mechs.push_back(s);
-                     EXPECT_EQ(mechs, (std::vector<std::string_view>{"SCRAM-SHA-256-PLUS",
-                                                                     "SCRAM-SHA-256"}));
-                   }});
+  cases.push_back(
+      {"AuthenticationSASL",
+       [](std::string& o) {
+         const std::string_view mechs[] = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"};
+         encode_authentication_sasl(o, mechs);
+       },
+       [](const BackendMessage& m) {
+         GET_AS(Authentication, m, p);
+         EXPECT_EQ(p->code, Authentication::kSasl);
+         std::vector<std::string_view> mechs;
+         for (std::string_view s : p->sasl_mechanisms()) mechs.push_back(s);
+         EXPECT_EQ(mechs, (std::vector<std::string_view>{"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"}));
+       }});
   cases.push_back({"AuthenticationSASLContinue",
                    [](std::string& o) {
                      encode_authentication_sasl_continue(o, bytes_of("r=abc,s=c2FsdA==,i=4096"));
@@ -79,8 +79,7 @@ std::vector<BackendCase> backend_cases() {
                      EXPECT_EQ(p->code, Authentication::kSaslFinal);
                      EXPECT_EQ(wire::as_chars(p->data), "v=xyz");
                    }});
-  cases.push_back({"BackendKeyData",
-                   [](std::string& o) { encode_backend_key_data(o, 31337, -2); },
+  cases.push_back({"BackendKeyData", [](std::string& o) { encode_backend_key_data(o, 31337, -2); },
                    [](const BackendMessage& m) {
                      GET_AS(BackendKeyData, m, p);
                      EXPECT_EQ(p->process_id, 31337);
@@ -134,8 +133,8 @@ std::vector<BackendCase> backend_cases() {
                    }});
   cases.push_back({"DataRow",
                    [](std::string& o) {
-                     const ColumnValue values[] = {"1"sv, std::nullopt, ""sv,
-                                                   "alice@example.com"sv, "\0\x01"sv};
+                     const ColumnValue values[] = {"1"sv, std::nullopt, ""sv, "alice@example.com"sv,
+                                                   "\0\x01"sv};
                      encode_data_row(o, values);
                    },
                    [](const BackendMessage& m) {
@@ -270,8 +269,8 @@ std::vector<BackendCase> backend_cases() {
   cases.push_back({"NegotiateProtocolVersion",
                    [](std::string& o) {
                      const std::string_view options[] = {"_pq_.a", "_pq_.b"};
-                     encode_negotiate_protocol_version(
-                         o, static_cast<int32_t>(kProtocolVersion30), options);
+                     encode_negotiate_protocol_version(o, static_cast<int32_t>(kProtocolVersion30),
+                                                       options);
                    },
                    [](const BackendMessage& m) {
                      GET_AS(NegotiateProtocolVersion, m, p);
@@ -287,13 +286,14 @@ std::vector<BackendCase> backend_cases() {
                      GET_AS(NegotiateProtocolVersion, m, p);
                      EXPECT_EQ(p->option_count, 0u);
                    }});
-  cases.push_back({"FunctionCallResponse",
-                   [](std::string& o) { encode_function_call_response(o, bytes_of("\0\0\0\x01"sv)); },
-                   [](const BackendMessage& m) {
-                     GET_AS(FunctionCallResponse, m, p);
-                     ASSERT_TRUE(p->result.has_value());
-                     EXPECT_EQ(wire::as_chars(*p->result), "\0\0\0\x01"sv);
-                   }});
+  cases.push_back(
+      {"FunctionCallResponse",
+       [](std::string& o) { encode_function_call_response(o, bytes_of("\0\0\0\x01"sv)); },
+       [](const BackendMessage& m) {
+         GET_AS(FunctionCallResponse, m, p);
+         ASSERT_TRUE(p->result.has_value());
+         EXPECT_EQ(wire::as_chars(*p->result), "\0\0\0\x01"sv);
+       }});
   cases.push_back({"FunctionCallResponseNull",
                    [](std::string& o) { encode_function_call_response(o, std::nullopt); },
                    [](const BackendMessage& m) {
@@ -382,9 +382,9 @@ TEST(BackendDecoder, MixedStreamOnePerCall) {
     names.emplace_back(message_name(r.message));
     rest = rest.subspan(r.consumed);
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"ParseComplete", "BindComplete", "RowDescription",
-                                             "DataRow", "DataRow", "DataRow", "CommandComplete",
-                                             "ReadyForQuery"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"ParseComplete", "BindComplete", "RowDescription", "DataRow",
+                                      "DataRow", "DataRow", "CommandComplete", "ReadyForQuery"}));
 }
 
 TEST(EncryptionAnswer, Decodes) {

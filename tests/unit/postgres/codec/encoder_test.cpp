@@ -76,8 +76,8 @@ TEST(Encoders, BindLayout) {
             "B\0\0\0\x17"
             "p\0"
             "s\0"
-            "\0\0"           // no parameter format codes
-            "\0\x02"         // two parameters
+            "\0\0"    // no parameter format codes
+            "\0\x02"  // two parameters
             "\0\0\0\x01"
             "7"
             "\xff\xff\xff\xff"  // NULL

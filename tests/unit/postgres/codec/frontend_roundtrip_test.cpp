@@ -1,5 +1,5 @@
-// Table-driven round trips of every frontend message: encode, decode, check fields, split everywhere.
-// Must not depend on sockets or a server; bytes only.
+// Table-driven round trips of every frontend message: encode, decode, check fields, split
+// everywhere. Must not depend on sockets or a server; bytes only.
 #include <functional>
 #include <ostream>
 #include <string>
@@ -12,8 +12,8 @@ namespace {
 
 using namespace std::string_view_literals;
 
-#define GET_AS(T, msg, var)                        \
-  const T* var = std::get_if<T>(&(msg));           \
+#define GET_AS(T, msg, var)              \
+  const T* var = std::get_if<T>(&(msg)); \
   ASSERT_NE(var, nullptr) << "decoded as " << message_name(msg)
 
 struct FrontendCase {
@@ -25,9 +25,8 @@ struct FrontendCase {
 
 void PrintTo(const FrontendCase& c, std::ostream* os) { *os << c.name; }
 
-constexpr std::byte kScramData[] = {std::byte{'n'}, std::byte{','}, std::byte{','},
-                                    std::byte{'n'}, std::byte{'='}, std::byte{0},
-                                    std::byte{0xff}};
+constexpr std::byte kScramData[] = {std::byte{'n'}, std::byte{','}, std::byte{','}, std::byte{'n'},
+                                    std::byte{'='}, std::byte{0},   std::byte{0xff}};
 
 std::vector<FrontendCase> frontend_cases() {
   std::vector<FrontendCase> cases;
@@ -73,17 +72,17 @@ std::vector<FrontendCase> frontend_cases() {
                      EXPECT_EQ(p->parameters_raw, "\0"sv);
                      EXPECT_EQ(p->parameter("user"), std::nullopt);
                    }});
-  cases.push_back({"StartupMessageMinor2", true,
-                   [](std::string& o) {
-                     const StartupParameter params[] = {{"user", "bob"},
-                                                        {"_pq_.some_option", "on"}};
-                     encode_startup_message(o, params, protocol_version(3, 2));
-                   },
-                   [](const FrontendMessage& m) {
-                     GET_AS(StartupMessage, m, p);
-                     EXPECT_EQ(p->minor_version(), 2);
-                     EXPECT_EQ(p->parameter("_pq_.some_option"), "on");
-                   }});
+  cases.push_back(
+      {"StartupMessageMinor2", true,
+       [](std::string& o) {
+         const StartupParameter params[] = {{"user", "bob"}, {"_pq_.some_option", "on"}};
+         encode_startup_message(o, params, protocol_version(3, 2));
+       },
+       [](const FrontendMessage& m) {
+         GET_AS(StartupMessage, m, p);
+         EXPECT_EQ(p->minor_version(), 2);
+         EXPECT_EQ(p->parameter("_pq_.some_option"), "on");
+       }});
   cases.push_back({"Query", false, [](std::string& o) { encode_query(o, "SELECT 1; SELECT 2"); },
                    [](const FrontendMessage& m) {
                      GET_AS(Query, m, p);
@@ -183,8 +182,7 @@ std::vector<FrontendCase> frontend_cases() {
                      EXPECT_EQ(p->portal, "p1");
                      EXPECT_EQ(p->max_rows, 100);
                    }});
-  cases.push_back({"Close", false,
-                   [](std::string& o) { encode_close(o, Close::kPortal, "p1"); },
+  cases.push_back({"Close", false, [](std::string& o) { encode_close(o, Close::kPortal, "p1"); },
                    [](const FrontendMessage& m) {
                      GET_AS(Close, m, p);
                      EXPECT_EQ(p->kind, 'P');
@@ -214,46 +212,44 @@ std::vector<FrontendCase> frontend_cases() {
                      GET_AS(CopyFail, m, p);
                      EXPECT_EQ(p->message, "aborted");
                    }});
-  cases.push_back({"PasswordCleartext", false,
-                   [](std::string& o) { encode_password_message(o, "eyJhbGciOiJFZERTQSJ9.e30.sig"); },
-                   [](const FrontendMessage& m) {
-                     GET_AS(PasswordMessage, m, p);
-                     EXPECT_EQ(parse_password(p->body), "eyJhbGciOiJFZERTQSJ9.e30.sig");
-                     EXPECT_EQ(parse_sasl_initial_response(p->body), std::nullopt);
-                   }});
-  cases.push_back({"PasswordMd5", false,
-                   [](std::string& o) {
-                     encode_password_message(o, "md5a3556571e93b0d20722ba62be61e8c2d");
-                   },
-                   [](const FrontendMessage& m) {
-                     GET_AS(PasswordMessage, m, p);
-                     EXPECT_EQ(parse_password(p->body), "md5a3556571e93b0d20722ba62be61e8c2d");
-                   }});
-  cases.push_back({"SaslInitialResponse", false,
-                   [](std::string& o) {
-                     encode_sasl_initial_response(o, "SCRAM-SHA-256", Bytes(kScramData));
-                   },
-                   [](const FrontendMessage& m) {
-                     GET_AS(PasswordMessage, m, p);
-                     const auto sasl = parse_sasl_initial_response(p->body);
-                     ASSERT_TRUE(sasl.has_value());
-                     EXPECT_EQ(sasl->mechanism, "SCRAM-SHA-256");
-                     ASSERT_TRUE(sasl->data.has_value());
-                     EXPECT_EQ(sasl->data->size(), sizeof(kScramData));
-                     EXPECT_EQ((*sasl->data)[6], std::byte{0xff});
-                     // Not a valid password packet: the NUL is not the last byte.
-                     EXPECT_EQ(parse_password(p->body), std::nullopt);
-                   }});
-  cases.push_back({"SaslInitialResponseNoData", false,
-                   [](std::string& o) {
-                     encode_sasl_initial_response(o, "SCRAM-SHA-256", std::nullopt);
-                   },
-                   [](const FrontendMessage& m) {
-                     GET_AS(PasswordMessage, m, p);
-                     const auto sasl = parse_sasl_initial_response(p->body);
-                     ASSERT_TRUE(sasl.has_value());
-                     EXPECT_FALSE(sasl->data.has_value());
-                   }});
+  cases.push_back(
+      {"PasswordCleartext", false,
+       [](std::string& o) { encode_password_message(o, "eyJhbGciOiJFZERTQSJ9.e30.sig"); },
+       [](const FrontendMessage& m) {
+         GET_AS(PasswordMessage, m, p);
+         EXPECT_EQ(parse_password(p->body), "eyJhbGciOiJFZERTQSJ9.e30.sig");
+         EXPECT_EQ(parse_sasl_initial_response(p->body), std::nullopt);
+       }});
+  cases.push_back(
+      {"PasswordMd5", false,
+       [](std::string& o) { encode_password_message(o, "md5a3556571e93b0d20722ba62be61e8c2d"); },
+       [](const FrontendMessage& m) {
+         GET_AS(PasswordMessage, m, p);
+         EXPECT_EQ(parse_password(p->body), "md5a3556571e93b0d20722ba62be61e8c2d");
+       }});
+  cases.push_back(
+      {"SaslInitialResponse", false,
+       [](std::string& o) { encode_sasl_initial_response(o, "SCRAM-SHA-256", Bytes(kScramData)); },
+       [](const FrontendMessage& m) {
+         GET_AS(PasswordMessage, m, p);
+         const auto sasl = parse_sasl_initial_response(p->body);
+         ASSERT_TRUE(sasl.has_value());
+         EXPECT_EQ(sasl->mechanism, "SCRAM-SHA-256");
+         ASSERT_TRUE(sasl->data.has_value());
+         EXPECT_EQ(sasl->data->size(), sizeof(kScramData));
+         EXPECT_EQ((*sasl->data)[6], std::byte{0xff});
+         // Not a valid password packet: the NUL is not the last byte.
+         EXPECT_EQ(parse_password(p->body), std::nullopt);
+       }});
+  cases.push_back(
+      {"SaslInitialResponseNoData", false,
+       [](std::string& o) { encode_sasl_initial_response(o, "SCRAM-SHA-256", std::nullopt); },
+       [](const FrontendMessage& m) {
+         GET_AS(PasswordMessage, m, p);
+         const auto sasl = parse_sasl_initial_response(p->body);
+         ASSERT_TRUE(sasl.has_value());
+         EXPECT_FALSE(sasl->data.has_value());
+       }});
   cases.push_back({"SaslResponse", false,
                    [](std::string& o) { encode_sasl_response(o, bytes_of("c=biws,r=abc,p=xyz")); },
                    [](const FrontendMessage& m) {
@@ -321,9 +317,8 @@ TEST_P(FrontendRoundTrip, SplitAtEveryOffset) {
   expect_split_everywhere(wire_bytes, c.startup ? kLengthFieldBytes : kTypedHeaderBytes,
                           [&](Bytes in) { return d.next(in); });
   if (!c.startup) {
-    expect_split_everywhere(wire_bytes, kTypedHeaderBytes, [](Bytes in) {
-      return decode_frontend_frame(in, DecoderLimits{});
-    });
+    expect_split_everywhere(wire_bytes, kTypedHeaderBytes,
+                            [](Bytes in) { return decode_frontend_frame(in, DecoderLimits{}); });
   }
 }
 
@@ -399,8 +394,9 @@ TEST(FrontendDecoder, SslThenStartupThenTypedInOneBuffer) {
     EXPECT_EQ(d.in_startup_phase(), names.size() < 3);
     rest = rest.subspan(r.consumed);
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"SSLRequest", "GSSENCRequest", "StartupMessage", "Query",
-                                             "Parse", "Bind", "Execute", "Sync", "Terminate"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"SSLRequest", "GSSENCRequest", "StartupMessage", "Query",
+                                      "Parse", "Bind", "Execute", "Sync", "Terminate"}));
 }
 
 TEST(FrontendDecoder, CancelRequestKeepsStartupPhase) {

@@ -81,8 +81,7 @@ std::vector<BadCase> bad_cases() {
   add("StartupBytesAfterTerminator", S::kStartup,
       startup(be32(kProtocolVersion30) + "user\0a\0\0x"s), E::kMalformed);
   add("SslRequestWithBody", S::kStartup, startup(be32(kSslRequestCode) + "xxxx"), E::kMalformed);
-  add("GssEncRequestWithBody", S::kStartup, startup(be32(kGssEncRequestCode) + "x"),
-      E::kMalformed);
+  add("GssEncRequestWithBody", S::kStartup, startup(be32(kGssEncRequestCode) + "x"), E::kMalformed);
   add("CancelRequestShort", S::kStartup, startup(be32(kCancelRequestCode) + be32(1)),
       E::kMalformed);
   add("CancelRequestLongKey", S::kStartup,
@@ -106,10 +105,8 @@ std::vector<BadCase> bad_cases() {
   add("NulTypeByte", S::kFrontend, typed('\0', "abc"), E::kUnknownType);
   add("QueryNoNul", S::kFrontend, typed('Q', "SELECT 1"), E::kMalformed);
   add("QueryBytesAfterNul", S::kFrontend, typed('Q', "SELECT 1\0;"s), E::kMalformed);
-  add("ParseCountTooHigh", S::kFrontend, typed('P', "s\0q\0"s + be16(2) + be32(23)),
-      E::kMalformed);
-  add("ParseCountTooLow", S::kFrontend, typed('P', "s\0q\0"s + be16(0) + be32(23)),
-      E::kMalformed);
+  add("ParseCountTooHigh", S::kFrontend, typed('P', "s\0q\0"s + be16(2) + be32(23)), E::kMalformed);
+  add("ParseCountTooLow", S::kFrontend, typed('P', "s\0q\0"s + be16(0) + be32(23)), E::kMalformed);
   add("ParseNoQueryNul", S::kFrontend, typed('P', "s\0query"s), E::kMalformed);
   add("BindFormatCountMismatch", S::kFrontend,
       typed('B', "\0\0"s + be16(2) + be16(0) + be16(0) + be16(3) + be32(0) + be32(0) + be32(0) +
@@ -122,8 +119,8 @@ std::vector<BadCase> bad_cases() {
   add("BindValuePastEnd", S::kFrontend,
       typed('B', "\0\0"s + be16(0) + be16(1) + be32(100) + "abc" + be16(0)), E::kMalformed);
   add("BindBelowMinimum", S::kFrontend, typed('B', "\0\0"s + be16(0) + be16(0)), E::kBadLength);
-  add("BindMissingResultFormats", S::kFrontend,
-      typed('B', "\0\0"s + be16(0) + be16(1) + be32(0)), E::kMalformed);
+  add("BindMissingResultFormats", S::kFrontend, typed('B', "\0\0"s + be16(0) + be16(1) + be32(0)),
+      E::kMalformed);
   add("BindTrailingBytes", S::kFrontend, typed('B', "\0\0"s + be16(0) + be16(0) + be16(0) + "x"),
       E::kMalformed);
   add("DescribeBadKind", S::kFrontend, typed('D', "Xname\0"s), E::kMalformed);
@@ -155,8 +152,7 @@ std::vector<BadCase> bad_cases() {
   add("AuthSaslNoTerminator", S::kBackend, typed('R', be32(10) + "SCRAM-SHA-256\0"s),
       E::kMalformed);
   add("AuthSaslEmptyList", S::kBackend, typed('R', be32(10) + "\0"s), E::kMalformed);
-  add("AuthSaslTrailing", S::kBackend, typed('R', be32(10) + "SCRAM-SHA-256\0\0x"s),
-      E::kMalformed);
+  add("AuthSaslTrailing", S::kBackend, typed('R', be32(10) + "SCRAM-SHA-256\0\0x"s), E::kMalformed);
   add("ParameterStatusOneString", S::kBackend, typed('S', "name\0"s), E::kMalformed);
   add("ParameterStatusNoNul", S::kBackend, typed('S', "name\0value"s), E::kMalformed);
   add("ReadyForQueryBadStatus", S::kBackend, typed('Z', "X"), E::kMalformed);
@@ -178,10 +174,8 @@ std::vector<BadCase> bad_cases() {
   add("DataRowTruncatedColumn", S::kBackend, typed('D', be16(1) + be32(10) + "short"),
       E::kMalformed);
   add("DataRowTruncatedLength", S::kBackend, typed('D', be16(1) + "\0\0"s), E::kMalformed);
-  add("DataRowNegativeLength", S::kBackend, typed('D', be16(1) + be32(0xfffffffeu)),
-      E::kMalformed);
-  add("DataRowMinInt32Length", S::kBackend, typed('D', be16(1) + be32(0x80000000u)),
-      E::kMalformed);
+  add("DataRowNegativeLength", S::kBackend, typed('D', be16(1) + be32(0xfffffffeu)), E::kMalformed);
+  add("DataRowMinInt32Length", S::kBackend, typed('D', be16(1) + be32(0x80000000u)), E::kMalformed);
   add("DataRowHugeColumnLength", S::kBackend, typed('D', be16(1) + be32(0x7fffffffu) + "x"),
       E::kMalformed);
   add("DataRowZeroCountWithBytes", S::kBackend, typed('D', be16(0) + "x"), E::kMalformed);
@@ -192,8 +186,7 @@ std::vector<BadCase> bad_cases() {
   add("NoticeNoTerminator", S::kBackend, typed('N', "MHi\0"s), E::kMalformed);
   add("NotificationNoPayload", S::kBackend, typed('A', be32(1) + "chan\0"s), E::kMalformed);
   add("CopyInBadFormat", S::kBackend, typed('G', "\x02"s + be16(0)), E::kMalformed);
-  add("CopyOutCountMismatch", S::kBackend, typed('H', "\x00"s + be16(3) + be16(0)),
-      E::kMalformed);
+  add("CopyOutCountMismatch", S::kBackend, typed('H', "\x00"s + be16(3) + be16(0)), E::kMalformed);
   add("CopyBothBadColumnFormat", S::kBackend, typed('W', "\x00"s + be16(1) + be16(9)),
       E::kMalformed);
   add("ParameterDescriptionCountMismatch", S::kBackend, typed('t', be16(3) + be32(23)),
@@ -202,8 +195,7 @@ std::vector<BadCase> bad_cases() {
       E::kMalformed);
   add("NegotiateCountTooHigh", S::kBackend, typed('v', be32(196608) + be32(3) + "a\0b\0"s),
       E::kMalformed);
-  add("NegotiateTrailing", S::kBackend, typed('v', be32(196608) + be32(0) + "x"),
-      E::kMalformed);
+  add("NegotiateTrailing", S::kBackend, typed('v', be32(196608) + be32(0) + "x"), E::kMalformed);
   add("FunctionCallResponseNegative", S::kBackend, typed('V', be32(0xfffffffdu)), E::kMalformed);
   add("FunctionCallResponseTrailing", S::kBackend, typed('V', be32(1) + "ab"), E::kMalformed);
   return v;
@@ -296,10 +288,23 @@ TEST(Header, ReportsTypeAndLengthEvenWhenRefused) {
   EXPECT_EQ(decode_backend_header(bytes_of("D\0\0"sv), DecoderLimits{}).status, Status::kNeedMore);
 }
 
+// A result that is not kMessage holds a harmless default message (never, say, AuthenticationOk).
+TEST(Results, NonMessageResultsHoldHarmlessDefaults) {
+  BackendDecoder b;
+  const BackendDecoded need = b.next(bytes_of("R\0\0"sv));
+  EXPECT_EQ(need.status, Status::kNeedMore);
+  EXPECT_TRUE(std::holds_alternative<NoData>(need.message));
+  const BackendDecoded bad = b.next(bytes_of(typed('R', be32(99))));
+  EXPECT_EQ(bad.status, Status::kError);
+  EXPECT_TRUE(std::holds_alternative<NoData>(bad.message));
+  FrontendDecoder f;
+  EXPECT_TRUE(std::holds_alternative<Flush>(f.next({}).message));
+}
+
 TEST(Describe, EveryErrorHasText) {
-  for (DecodeError e : {DecodeError::kNone, DecodeError::kBadLength, DecodeError::kTooLarge,
-                        DecodeError::kMalformed, DecodeError::kUnknownType,
-                        DecodeError::kUnsupportedProtocol}) {
+  for (DecodeError e :
+       {DecodeError::kNone, DecodeError::kBadLength, DecodeError::kTooLarge,
+        DecodeError::kMalformed, DecodeError::kUnknownType, DecodeError::kUnsupportedProtocol}) {
     EXPECT_GT(std::string_view(describe(e)).size(), 3u);
   }
 }

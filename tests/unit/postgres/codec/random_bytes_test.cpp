@@ -25,10 +25,12 @@ struct Prng {
 size_t touch(const FrontendMessage& m) {
   size_t n = 0;
   if (const auto* s = std::get_if<StartupMessage>(&m)) {
-    s->for_each_parameter([&](std::string_view a, std::string_view b) { n += a.size() + b.size(); });
+    s->for_each_parameter(
+        [&](std::string_view a, std::string_view b) { n += a.size() + b.size(); });
   } else if (const auto* b = std::get_if<Bind>(&m)) {
     for (const ColumnValue& v : b->parameter_range()) n += v ? v->size() : 1;
-    for (uint16_t i = 0; i < b->parameter_count; ++i) n += static_cast<size_t>(b->parameter_format(i));
+    for (uint16_t i = 0; i < b->parameter_count; ++i)
+      n += static_cast<size_t>(b->parameter_format(i));
   } else if (const auto* p = std::get_if<PasswordMessage>(&m)) {
     if (auto pw = parse_password(p->body)) n += pw->size();
     if (auto sasl = parse_sasl_initial_response(p->body)) n += sasl->mechanism.size();
