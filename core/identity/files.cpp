@@ -3,12 +3,12 @@
 #include "core/identity/files.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fmt/format.h>
 
 namespace gh::identity {
 namespace {
@@ -39,15 +39,16 @@ class Fd {
 
 gh::Result<std::string> read_file(const std::filesystem::path& path, size_t bytes_max) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return gh::fail(fmt::format("{}: cannot open: {}", path.string(), errno_text(errno)));
+  if (fd.get() < 0)
+    return gh::fail(fmt::format("{}: cannot open: {}", path.string(), errno_text(errno)));
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) {
     return gh::fail(fmt::format("{}: cannot stat: {}", path.string(), errno_text(errno)));
   }
   if (!S_ISREG(st.st_mode)) return gh::fail(fmt::format("{}: not a regular file", path.string()));
   if (static_cast<size_t>(st.st_size) > bytes_max) {
-    return gh::fail(fmt::format("{}: {} bytes, over the limit of {}", path.string(), st.st_size,
-                                bytes_max));
+    return gh::fail(
+        fmt::format("{}: {} bytes, over the limit of {}", path.string(), st.st_size, bytes_max));
   }
   std::string out;
   char buffer[8192];

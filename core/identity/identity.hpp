@@ -2,17 +2,16 @@
 // Must not depend on protocols, I/O or OpenSSL; filled in by the Validator (jwt.hpp).
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 namespace gh::identity {
 
 struct Identity {
-  std::string issuer;               // "iss"
-  std::string subject;              // "sub"
+  std::string issuer;   // "iss"
+  std::string subject;  // "sub"
   // RFC 8693 §4.1 "act" chain, EARLIEST first: back() is the current actor (the outermost "act").
   std::vector<std::string> actors;
   std::vector<std::string> groups;  // from the issuer's groups claim, top level only
@@ -20,7 +19,7 @@ struct Identity {
   int64_t issued_at = 0;            // unix seconds; 0 when the token has no "iat"
   int64_t not_before = 0;           // 0 when the token has no "nbf"
   int64_t expires_at = 0;
-  nlohmann::json claims;            // all top-level claims, for provenance recording
+  nlohmann::json claims;  // all top-level claims, for provenance recording
 
   // {subject, actors...}: who delegated to whom, in order.
   std::vector<std::string> chain() const;

@@ -2,20 +2,19 @@
 // external identity provider. Must not depend on protocols or I/O beyond its two key files.
 #include "core/identity/issuer.hpp"
 
+#include <fmt/format.h>
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
-
-#include <fmt/format.h>
 
 #include <array>
 #include <cstdio>
 
 #include "core/base64.hpp"
 #include "core/identity/files.hpp"
+#include "core/identity/json_object.hpp"
 #include "core/identity/jwa.hpp"
 #include "core/identity/jwk.hpp"
-#include "core/identity/json_object.hpp"
 #include "core/identity/limits.hpp"
 
 namespace gh::identity {
@@ -46,8 +45,8 @@ int no_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { re
 
 gh::Result<std::string> pkcs8_pem(EVP_PKEY* key) {
   ossl::Bio bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PKCS8PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr,
-                                            nullptr) != 1) {
+  if (!bio ||
+      PEM_write_bio_PKCS8PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return gh::fail("cannot encode the private key: " + ossl::drain_errors());
   }
   char* data = nullptr;
@@ -74,7 +73,8 @@ gh::Result<std::string> random_token_id() {
 gh::Result<std::string> dump_compact(const json& value, std::string_view what) {
   std::string replaced = value.dump(-1, ' ', false, json::error_handler_t::replace);
   const std::string ignored = value.dump(-1, ' ', false, json::error_handler_t::ignore);
-  if (replaced != ignored) return gh::fail(fmt::format("{} holds a string that is not UTF-8", what));
+  if (replaced != ignored)
+    return gh::fail(fmt::format("{} holds a string that is not UTF-8", what));
   return replaced;
 }
 
@@ -123,7 +123,8 @@ gh::Result<TokenMinter> TokenMinter::load(const std::filesystem::path& key_file)
     return gh::fail(fmt::format("{}: not an Ed25519 key", key_file.string()));
   }
   auto public_raw = ed25519_public_raw(key.get());
-  if (!public_raw) return gh::fail(fmt::format("{}: {}", key_file.string(), public_raw.error().message));
+  if (!public_raw)
+    return gh::fail(fmt::format("{}: {}", key_file.string(), public_raw.error().message));
   auto kid = ed25519_thumbprint(*public_raw);
   if (!kid) return gh::fail(fmt::format("{}: {}", key_file.string(), kid.error().message));
   return TokenMinter(ossl::share(std::move(key)), std::move(*public_raw), std::move(*kid));
@@ -140,8 +141,8 @@ gh::Result<std::string> TokenMinter::issue(const TokenRequest& request, int64_t 
   if (request.issuer.empty()) return gh::fail("token request: issuer is empty");
   if (request.audience.empty()) return gh::fail("token request: audience is empty");
   if (request.ttl_s <= 0 || request.ttl_s > kTokenTtlSMax) {
-    return gh::fail(fmt::format("token request: ttl {}s is outside 1..{}s", request.ttl_s,
-                                kTokenTtlSMax));
+    return gh::fail(
+        fmt::format("token request: ttl {}s is outside 1..{}s", request.ttl_s, kTokenTtlSMax));
   }
   if (now_s < 0 || now_s > (int64_t{1} << 62)) {
     return gh::fail(fmt::format("token request: time {} is out of range", now_s));
@@ -158,8 +159,8 @@ gh::Result<std::string> TokenMinter::issue(const TokenRequest& request, int64_t 
   }
   for (const char* reserved : {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "act", "groups"}) {
     if (request.extra_claims.contains(reserved)) {
-      return gh::fail(fmt::format("token request: extra claim \"{}\" is set by the issuer itself",
-                                  reserved));
+      return gh::fail(
+          fmt::format("token request: extra claim \"{}\" is set by the issuer itself", reserved));
     }
   }
 

@@ -2,10 +2,9 @@
 // external identity provider. Must not depend on protocols or I/O beyond its two key files.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

@@ -52,8 +52,9 @@ std::string quote(std::string_view text, size_t bytes_max) {
   if (cut) text = text.substr(0, bytes_max);
   // The replace handler turns invalid UTF-8 (or a character cut in half above) into U+FFFD
   // instead of throwing.
-  std::string out = nlohmann::json(std::string(text))
-                        .dump(-1, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace);
+  std::string out =
+      nlohmann::json(std::string(text))
+          .dump(-1, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace);
   if (cut) out += "...";
   return out;
 }

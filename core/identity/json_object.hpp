@@ -2,9 +2,8 @@
 // Must not depend on protocols, I/O or OpenSSL.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 

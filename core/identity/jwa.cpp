@@ -2,10 +2,9 @@
 // Must not depend on protocols or I/O; OpenSSL 3 EVP only.
 #include "core/identity/jwa.hpp"
 
+#include <fmt/format.h>
 #include <openssl/ec.h>
 #include <openssl/rsa.h>
-
-#include <fmt/format.h>
 
 #include "core/identity/ossl.hpp"
 
@@ -20,9 +19,9 @@ const unsigned char* bytes(std::string_view s) {
 // the DER SEQUENCE { r INTEGER, s INTEGER } of X9.62, so the raw form is re-encoded here.
 gh::Result<std::string> es256_raw_to_der(std::string_view raw) {
   if (raw.size() != kEs256SignatureBytes) {
-    return gh::fail(fmt::format(
-        "ES256 signature is {} bytes; JWS uses raw R||S of {} bytes (RFC 7518 §3.4)", raw.size(),
-        kEs256SignatureBytes));
+    return gh::fail(
+        fmt::format("ES256 signature is {} bytes; JWS uses raw R||S of {} bytes (RFC 7518 §3.4)",
+                    raw.size(), kEs256SignatureBytes));
   }
   constexpr int kHalf = static_cast<int>(kEs256SignatureBytes / 2);
   ossl::Bignum r(BN_bin2bn(bytes(raw), kHalf, nullptr));
@@ -54,19 +53,26 @@ std::optional<Algorithm> algorithm_from_name(std::string_view name) {
 
 std::string_view algorithm_name(Algorithm alg) {
   switch (alg) {
-    case Algorithm::kRs256: return "RS256";
-    case Algorithm::kPs256: return "PS256";
-    case Algorithm::kEs256: return "ES256";
-    case Algorithm::kEdDsa: return "EdDSA";
+    case Algorithm::kRs256:
+      return "RS256";
+    case Algorithm::kPs256:
+      return "PS256";
+    case Algorithm::kEs256:
+      return "ES256";
+    case Algorithm::kEdDsa:
+      return "EdDSA";
   }
   return "?";
 }
 
 std::string_view key_type_name(KeyType type) {
   switch (type) {
-    case KeyType::kRsa: return "RSA";
-    case KeyType::kEcP256: return "EC P-256";
-    case KeyType::kEd25519: return "OKP Ed25519";
+    case KeyType::kRsa:
+      return "RSA";
+    case KeyType::kEcP256:
+      return "EC P-256";
+    case KeyType::kEd25519:
+      return "OKP Ed25519";
   }
   return "?";
 }
@@ -74,9 +80,12 @@ std::string_view key_type_name(KeyType type) {
 bool algorithm_fits(Algorithm alg, KeyType type) {
   switch (alg) {
     case Algorithm::kRs256:
-    case Algorithm::kPs256: return type == KeyType::kRsa;
-    case Algorithm::kEs256: return type == KeyType::kEcP256;
-    case Algorithm::kEdDsa: return type == KeyType::kEd25519;
+    case Algorithm::kPs256:
+      return type == KeyType::kRsa;
+    case Algorithm::kEs256:
+      return type == KeyType::kEcP256;
+    case Algorithm::kEdDsa:
+      return type == KeyType::kEd25519;
   }
   return false;
 }
@@ -120,8 +129,8 @@ gh::Result<void> verify_signature(Algorithm alg, EVP_PKEY* key, std::string_view
   ossl::MdCtx ctx(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;  // owned by ctx
   if (!ctx || EVP_DigestVerifyInit(ctx.get(), &pctx, md, nullptr, key) != 1) {
-    return gh::fail(fmt::format("{} verification cannot start: {}", algorithm_name(alg),
-                                ossl::drain_errors()));
+    return gh::fail(
+        fmt::format("{} verification cannot start: {}", algorithm_name(alg), ossl::drain_errors()));
   }
   if (alg == Algorithm::kPs256) {
     // RFC 7518 §3.5: MGF1 with SHA-256, and a salt as long as the hash output, nothing else.

@@ -3,10 +3,9 @@
 // Must not depend on protocols or I/O beyond reading one JWKS file at start-up.
 #include "core/identity/jwk.hpp"
 
+#include <fmt/format.h>
 #include <openssl/core_names.h>
 #include <openssl/obj_mac.h>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
@@ -130,8 +129,8 @@ gh::Result<ossl::Pkey> ed25519_key(const json& jwk) {
   auto x = b64_member(jwk, "x");
   if (!x) return std::unexpected(x.error());
   if (x->size() != kEd25519PublicKeyBytes) {
-    return gh::fail(fmt::format("Ed25519 \"x\" must be {} bytes, got {}", kEd25519PublicKeyBytes,
-                                x->size()));
+    return gh::fail(
+        fmt::format("Ed25519 \"x\" must be {} bytes, got {}", kEd25519PublicKeyBytes, x->size()));
   }
   ossl::Pkey key(EVP_PKEY_new_raw_public_key_ex(nullptr, "ED25519", nullptr, bytes(*x), x->size()));
   if (!key) return gh::fail("Ed25519 key cannot be built: " + ossl::drain_errors());
@@ -161,7 +160,8 @@ gh::Result<PublicKey> parse_jwk(const json& jwk) {
   std::string key_id = kid->value_or("");
 
   // A published key set holds public keys only; a private member means the wrong file was used.
-  if (jwk.contains("d")) return gh::fail("holds private key material (\"d\"); publish public keys only");
+  if (jwk.contains("d"))
+    return gh::fail("holds private key material (\"d\"); publish public keys only");
 
   // RFC 7517 §4.2 and §4.3: the key must be meant for signatures / verification.
   if (*use && **use != "sig") {
@@ -209,9 +209,15 @@ gh::Result<PublicKey> parse_jwk(const json& jwk) {
 
   gh::Result<ossl::Pkey> pkey = gh::fail("unreachable");
   switch (*type) {
-    case KeyType::kRsa: pkey = rsa_key(jwk); break;
-    case KeyType::kEcP256: pkey = ec_p256_key(jwk); break;
-    case KeyType::kEd25519: pkey = ed25519_key(jwk); break;
+    case KeyType::kRsa:
+      pkey = rsa_key(jwk);
+      break;
+    case KeyType::kEcP256:
+      pkey = ec_p256_key(jwk);
+      break;
+    case KeyType::kEd25519:
+      pkey = ed25519_key(jwk);
+      break;
   }
   if (!pkey) return std::unexpected(pkey.error());
 

@@ -3,9 +3,8 @@
 // Must not depend on protocols or I/O beyond reading one JWKS file at start-up.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,11 +17,11 @@
 namespace gh::identity {
 
 struct PublicKey {
-  std::string kid;                // "" when the JWK has no "kid"
-  KeyType type = KeyType::kRsa;   // meaningful only when usable()
-  std::optional<Algorithm> alg;   // the JWK's own "alg", when it has one
-  ossl::SharedPkey pkey;          // null when the key is not usable for verification here
-  std::string unusable_reason;    // why pkey is null: kept to refuse a token with a precise reason
+  std::string kid;               // "" when the JWK has no "kid"
+  KeyType type = KeyType::kRsa;  // meaningful only when usable()
+  std::optional<Algorithm> alg;  // the JWK's own "alg", when it has one
+  ossl::SharedPkey pkey;         // null when the key is not usable for verification here
+  std::string unusable_reason;   // why pkey is null: kept to refuse a token with a precise reason
 
   bool usable() const { return pkey != nullptr; }
 };

@@ -12,9 +12,9 @@
 #include <optional>
 
 #include "core/base64.hpp"
+#include "core/identity/json_object.hpp"
 #include "core/identity/jwa.hpp"
 #include "core/identity/jwk.hpp"
-#include "core/identity/json_object.hpp"
 #include "core/identity/limits.hpp"
 
 namespace gh::identity {
@@ -29,7 +29,7 @@ using json = nlohmann::json;
 
 struct Issuer {
   IssuerConfig config;
-  std::string label;                 // config.name, or the issuer when unnamed
+  std::string label;  // config.name, or the issuer when unnamed
   std::vector<Algorithm> algorithms;
   std::vector<PublicKey> keys;
   size_t usable_keys = 0;
@@ -120,8 +120,8 @@ gh::Result<void> check_audience(const json& claims, const Issuer& issuer) {
     shown += (i == 0 ? "" : ", ") + quote(*values[i]);
   }
   if (values.size() > 4) shown += ", ...";
-  return gh::fail(fmt::format("\"aud\" [{}] names none of issuer {}'s audiences", shown,
-                              quote(issuer.label)));
+  return gh::fail(
+      fmt::format("\"aud\" [{}] names none of issuer {}'s audiences", shown, quote(issuer.label)));
 }
 
 gh::Result<std::vector<std::string>> groups_of(const json& claims, const Issuer& issuer) {
@@ -209,8 +209,8 @@ gh::Result<Validator> Validator::create(std::vector<IssuerConfig> issuers,
     if (config.issuer.empty()) return gh::fail(where + ": \"issuer\" is empty");
     for (const Issuer& other : state->issuers) {
       if (other.config.issuer == config.issuer) {
-        return gh::fail(fmt::format("{}: issuer {} is configured twice", where,
-                                    quote(config.issuer)));
+        return gh::fail(
+            fmt::format("{}: issuer {} is configured twice", where, quote(config.issuer)));
       }
     }
     if (config.audiences.empty()) return gh::fail(where + ": no audience is configured");
@@ -220,17 +220,17 @@ gh::Result<Validator> Validator::create(std::vector<IssuerConfig> issuers,
     if (config.groups_claim.empty()) return gh::fail(where + ": groups_claim is empty");
     for (const char* registered : {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "act"}) {
       if (config.groups_claim == registered) {
-        return gh::fail(fmt::format("{}: groups_claim cannot be the registered claim \"{}\"",
-                                    where, registered));
+        return gh::fail(fmt::format("{}: groups_claim cannot be the registered claim \"{}\"", where,
+                                    registered));
       }
     }
     if (config.algorithms.empty()) return gh::fail(where + ": no algorithm is allowed");
     for (const std::string& name : config.algorithms) {
       const auto alg = algorithm_from_name(name);
       if (!alg) {
-        return gh::fail(fmt::format(
-            "{}: algorithm {} is not accepted (only RS256, PS256, ES256 and EdDSA)", where,
-            quote(name)));
+        return gh::fail(
+            fmt::format("{}: algorithm {} is not accepted (only RS256, PS256, ES256 and EdDSA)",
+                        where, quote(name)));
       }
       if (std::find(issuer.algorithms.begin(), issuer.algorithms.end(), *alg) ==
           issuer.algorithms.end()) {
@@ -289,7 +289,8 @@ gh::Result<Identity> Validator::validate(std::string_view token, int64_t now_s) 
   if (alg_name == nullptr) return gh::fail("header has no \"alg\" string");
   // RFC 8725 §2.1, §3.1: an unsecured JWS, or an HMAC keyed with what is a public key for us,
   // is refused whatever any configuration says.
-  if (iequals(*alg_name, "none")) return gh::fail("alg \"none\" (unsigned token) is never accepted");
+  if (iequals(*alg_name, "none"))
+    return gh::fail("alg \"none\" (unsigned token) is never accepted");
   if (istarts_with(*alg_name, "HS")) {
     return gh::fail(fmt::format("alg {} (HMAC) is never accepted: only public-key signatures are",
                                 quote(*alg_name)));
@@ -305,6 +306,8 @@ gh::Result<Identity> Validator::validate(std::string_view token, int64_t now_s) 
       return gh::fail(fmt::format("typ {} is neither JWT nor at+jwt", quote(*text)));
     }
   }
+  // "jku", "x5u", "jwk" and "x5c" are never looked at: keys come from configuration only
+  // (RFC 8725 §3.10), and "kid" is only ever compared with the configured keys' ids.
   const std::string* kid = nullptr;
   if (const json* kid_value = member(*header, "kid")) {
     kid = kid_value->get_ptr<const std::string*>();
@@ -324,11 +327,12 @@ gh::Result<Identity> Validator::validate(std::string_view token, int64_t now_s) 
   for (const Issuer& candidate : state_->issuers) {
     if (candidate.config.issuer == *iss) issuer = &candidate;
   }
-  if (issuer == nullptr) return gh::fail(fmt::format("no issuer is configured for iss {}", quote(*iss)));
+  if (issuer == nullptr)
+    return gh::fail(fmt::format("no issuer is configured for iss {}", quote(*iss)));
   if (std::find(issuer->algorithms.begin(), issuer->algorithms.end(), *alg) ==
       issuer->algorithms.end()) {
-    return gh::fail(fmt::format("alg {} is not allowed for issuer {}", *alg_name,
-                                quote(issuer->label)));
+    return gh::fail(
+        fmt::format("alg {} is not allowed for issuer {}", *alg_name, quote(issuer->label)));
   }
 
   // Key selection (RFC 7515 §4.1.4) inside the issuer's own key set only.
@@ -348,7 +352,8 @@ gh::Result<Identity> Validator::validate(std::string_view token, int64_t now_s) 
                                   quote(issuer->label), unusable_match->unusable_reason));
     }
     if (key == nullptr) {
-      return gh::fail(fmt::format("unknown kid {} for issuer {}", quote(*kid), quote(issuer->label)));
+      return gh::fail(
+          fmt::format("unknown kid {} for issuer {}", quote(*kid), quote(issuer->label)));
     }
   } else {
     if (issuer->usable_keys != 1) {
@@ -392,15 +397,16 @@ gh::Result<Identity> Validator::validate(std::string_view token, int64_t now_s) 
   auto expires_at = numeric_date(*exp, "exp", Rounding::kDown);
   if (!expires_at) return std::unexpected(expires_at.error());
   if (now_s >= *expires_at + skew) {
-    return gh::fail(fmt::format("token expired at {} (now {}, skew {}s)", *expires_at, now_s, skew));
+    return gh::fail(
+        fmt::format("token expired at {} (now {}, skew {}s)", *expires_at, now_s, skew));
   }
   identity.expires_at = *expires_at;
   if (const json* nbf = member(*claims, "nbf")) {
     auto not_before = numeric_date(*nbf, "nbf", Rounding::kUp);
     if (!not_before) return std::unexpected(not_before.error());
     if (now_s < *not_before - skew) {
-      return gh::fail(fmt::format("token is not valid before {} (now {}, skew {}s)", *not_before,
-                                  now_s, skew));
+      return gh::fail(
+          fmt::format("token is not valid before {} (now {}, skew {}s)", *not_before, now_s, skew));
     }
     identity.not_before = *not_before;
   }
@@ -439,11 +445,21 @@ gh::Result<int64_t> parse_duration_s(std::string_view text) {
   int64_t unit_s = 1;
   std::string_view digits = text;
   switch (text.back()) {
-    case 's': unit_s = 1; break;
-    case 'm': unit_s = 60; break;
-    case 'h': unit_s = 3600; break;
-    case 'd': unit_s = 86400; break;
-    default: unit_s = 0; break;
+    case 's':
+      unit_s = 1;
+      break;
+    case 'm':
+      unit_s = 60;
+      break;
+    case 'h':
+      unit_s = 3600;
+      break;
+    case 'd':
+      unit_s = 86400;
+      break;
+    default:
+      unit_s = 0;
+      break;
   }
   if (unit_s != 0) {
     digits.remove_suffix(1);
@@ -454,8 +470,8 @@ gh::Result<int64_t> parse_duration_s(std::string_view text) {
   int64_t value = 0;
   for (char c : digits) {
     if (c < '0' || c > '9') {
-      return gh::fail(fmt::format("duration {} is not a number with an optional s, m, h or d",
-                                  quote(text)));
+      return gh::fail(
+          fmt::format("duration {} is not a number with an optional s, m, h or d", quote(text)));
     }
     if (value > (std::numeric_limits<int64_t>::max() - (c - '0')) / 10) {
       return gh::fail(fmt::format("duration {} is too large", quote(text)));

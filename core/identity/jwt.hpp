@@ -11,22 +11,23 @@
 
 #include "core/error.hpp"
 #include "core/identity/identity.hpp"
+#include "core/identity/limits.hpp"
 
 namespace gh::identity {
 
 struct IssuerConfig {
-  std::string name;                      // config label, used in messages ("" = the issuer)
-  std::string issuer;                    // exact "iss" to match
-  std::vector<std::string> audiences;    // token "aud" (string or array) must contain one of these
-  std::string jwks_file;                 // JWKS JSON file path
-  std::string groups_claim = "groups";   // string array claim (a single string is one group)
+  std::string name;                     // config label, used in messages ("" = the issuer)
+  std::string issuer;                   // exact "iss" to match
+  std::vector<std::string> audiences;   // token "aud" (string or array) must contain one of these
+  std::string jwks_file;                // JWKS JSON file path
+  std::string groups_claim = "groups";  // string array claim (a single string is one group)
   std::vector<std::string> algorithms = {"RS256", "PS256", "ES256", "EdDSA"};  // allow-list
 };
 
 struct ValidatorOptions {
-  int64_t clock_skew_s = 60;           // tolerance on exp / nbf / iat, at most kClockSkewSCeiling
-  uint32_t delegation_depth_max = 8;   // nested "act" levels; 0 refuses any delegated token
-  uint32_t token_bytes_max = 16384;    // whole compact token
+  int64_t clock_skew_s = 60;          // tolerance on exp / nbf / iat, at most kClockSkewSCeiling
+  uint32_t delegation_depth_max = 8;  // nested "act" levels; 0 refuses any delegated token
+  uint32_t token_bytes_max = 16384;   // whole compact token
 };
 
 class Validator {

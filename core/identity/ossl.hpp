@@ -2,8 +2,8 @@
 // Must not depend on protocols or I/O; EVP APIs only (no deprecated low-level key APIs).
 #pragma once
 
-#include <openssl/bn.h>
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>

@@ -3,10 +3,9 @@
 #include "core/identity/issuer.hpp"
 
 #include <gtest/gtest.h>
-#include <sys/stat.h>
-
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <sys/stat.h>
 
 #include <fstream>
 #include <set>
@@ -55,13 +54,15 @@ TEST(KeygenTest, WritesPrivateKeyAndPublicJwks) {
       R"({"crv":"Ed25519","kty":"OKP","x":")" + jwk["x"].get<std::string>() + R"("})";
   unsigned char digest[32];
   unsigned int length = 0;
-  ASSERT_EQ(EVP_Digest(canonical.data(), canonical.size(), digest, &length, EVP_sha256(), nullptr), 1);
+  ASSERT_EQ(EVP_Digest(canonical.data(), canonical.size(), digest, &length, EVP_sha256(), nullptr),
+            1);
   EXPECT_EQ(*kid, testing::b64(std::string_view(reinterpret_cast<char*>(digest), length)));
 
   // A second keygen must not destroy the first key.
   const auto again = keygen(key_file, dir.path() / "other.json");
   ASSERT_FALSE(again.has_value());
-  EXPECT_NE(again.error().message.find("already exists"), std::string::npos) << again.error().message;
+  EXPECT_NE(again.error().message.find("already exists"), std::string::npos)
+      << again.error().message;
   std::ifstream pem_after(key_file);
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(pem_after)), {}), pem);
 
@@ -233,10 +234,10 @@ TEST(TokenMinterTest, Rfc8037Example) {
   const std::string x = *gh::base64url_decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
   EXPECT_EQ(*ed25519_thumbprint(x), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
 
-  testing::Key key(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr,
-                                                reinterpret_cast<const unsigned char*>(d.data()),
-                                                d.size()),
-                   EVP_PKEY_free);
+  testing::Key key(
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr,
+                                   reinterpret_cast<const unsigned char*>(d.data()), d.size()),
+      EVP_PKEY_free);
   ASSERT_NE(key, nullptr);
   testing::TempDir dir;
   const auto minter = TokenMinter::load(dir.write("rfc8037.pem", testing::private_pem(key.get())));

@@ -49,7 +49,8 @@ class JwtTest : public ::testing::Test {
     config.name = "ci";
     config.issuer = kIss;
     config.audiences = {"other-service", kAud};
-    config.jwks_file = dir_.write("jwks-" + std::to_string(files_++) + ".json", keys.dump()).string();
+    config.jwks_file =
+        dir_.write("jwks-" + std::to_string(files_++) + ".json", keys.dump()).string();
     return config;
   }
 
@@ -63,14 +64,16 @@ class JwtTest : public ::testing::Test {
   }
 
   static json claims() {
-    return {{"iss", kIss},       {"sub", "alice"},       {"aud", kAud},
-            {"iat", kNow - 10},  {"nbf", kNow - 10},     {"exp", kNow + 300},
-            {"jti", "token-1"},  {"groups", {"dev", "ops"}}};
+    return {{"iss", kIss},      {"sub", "alice"},          {"aud", kAud},
+            {"iat", kNow - 10}, {"nbf", kNow - 10},        {"exp", kNow + 300},
+            {"jti", "token-1"}, {"groups", {"dev", "ops"}}};
   }
   static json header(std::string alg, std::string kid) {
     return {{"alg", std::move(alg)}, {"kid", std::move(kid)}, {"typ", "JWT"}};
   }
-  static std::string ed_token(const json& c) { return make_token(header("EdDSA", "ed"), c, ed_.get()); }
+  static std::string ed_token(const json& c) {
+    return make_token(header("EdDSA", "ed"), c, ed_.get());
+  }
 
   // Expects a refusal whose reason contains `reason`.
   static void expect_refused(const gh::Result<Identity>& result, std::string_view reason) {
@@ -203,21 +206,21 @@ TEST_F(JwtTest, AlgNoneIsRefused) {
   const Validator v = validator();
   const std::string payload = testing::b64(claims().dump());
   for (const char* alg : {"none", "None", "NONE"}) {
-    const std::string unsigned_token = testing::b64(json{{"alg", alg}}.dump()) + "." + payload + ".";
+    const std::string unsigned_token =
+        testing::b64(json{{"alg", alg}}.dump()) + "." + payload + ".";
     expect_refused(v.validate(unsigned_token, kNow), "alg \"none\"");
   }
   // A signature segment does not make "none" any better.
-  const std::string with_sig =
-      testing::b64(json{{"alg", "none"}, {"kid", "ed"}}.dump()) + "." + payload + "." +
-      testing::b64(std::string(64, 'x'));
+  const std::string with_sig = testing::b64(json{{"alg", "none"}, {"kid", "ed"}}.dump()) + "." +
+                               payload + "." + testing::b64(std::string(64, 'x'));
   expect_refused(v.validate(with_sig, kNow), "alg \"none\"");
 }
 
 TEST_F(JwtTest, HmacWithThePublicKeyIsRefused) {
   const Validator v = validator();
   // The classic confusion: HS256 keyed with the verifier's public key (PEM, or the JWKS text).
-  for (const std::string& secret :
-       {testing::public_pem(rsa_.get()), jwks().dump(), testing::public_jwk(rsa_.get(), "rsa").dump()}) {
+  for (const std::string& secret : {testing::public_pem(rsa_.get()), jwks().dump(),
+                                    testing::public_jwk(rsa_.get(), "rsa").dump()}) {
     for (const char* alg : {"HS256", "HS384", "HS512", "hs256"}) {
       const std::string input = testing::b64(json{{"alg", alg}, {"kid", "rsa"}}.dump()) + "." +
                                 testing::b64(claims().dump());
@@ -291,10 +294,10 @@ TEST_F(JwtTest, KeySelection) {
   expect_refused(v.validate(make_token(bad_kid, claims(), ed_.get()), kNow), "\"kid\" is not");
 
   // With exactly one usable key, a token without kid uses it.
-  const Validator single = validator_for(
-      {issuer_config({{"keys",
-                       {testing::public_jwk(ed_.get(), ""),
-                        {{"kty", "oct"}, {"k", "c2VjcmV0"}, {"kid", "hmac"}}}}})});
+  const Validator single =
+      validator_for({issuer_config({{"keys",
+                                     {testing::public_jwk(ed_.get(), ""),
+                                      {{"kty", "oct"}, {"k", "c2VjcmV0"}, {"kid", "hmac"}}}}})});
   const auto result = single.validate(make_token(no_kid, claims(), ed_.get()), kNow);
   EXPECT_TRUE(result.has_value()) << result.error().message;
   expect_refused(single.validate(make_token(header("EdDSA", "hmac"), claims(), ed_.get()), kNow),
@@ -329,8 +332,9 @@ TEST_F(JwtTest, AlgorithmMustFitKeyAndAllowList) {
   IssuerConfig config = issuer_config(jwks());
   config.algorithms = {"EdDSA"};
   const Validator eddsa_only = validator_for({config});
-  expect_refused(eddsa_only.validate(make_token(header("RS256", "rsa"), claims(), rsa_.get()), kNow),
-                 "alg RS256 is not allowed for issuer \"ci\"");
+  expect_refused(
+      eddsa_only.validate(make_token(header("RS256", "rsa"), claims(), rsa_.get()), kNow),
+      "alg RS256 is not allowed for issuer \"ci\"");
   EXPECT_TRUE(eddsa_only.validate(ed_token(claims()), kNow).has_value());
   expect_refused(v.validate(make_token(header("RS384", "rsa"), claims(), rsa_.get()), kNow),
                  "alg \"RS384\" is not supported");
@@ -348,20 +352,18 @@ TEST_F(JwtTest, HeaderRules) {
   expect_refused(v.validate(make_token(h, claims(), ed_.get()), kNow), "\"typ\" is not a string");
   h = {{"kid", "ed"}};
   expect_refused(v.validate(make_token(h, claims(), ed_.get()), kNow), "no \"alg\"");
-  const std::string dup_header =
-      testing::make_token_text(R"({"alg":"EdDSA","kid":"ed","alg":"RS256"})", claims().dump(),
-                               "EdDSA", ed_.get());
+  const std::string dup_header = testing::make_token_text(
+      R"({"alg":"EdDSA","kid":"ed","alg":"RS256"})", claims().dump(), "EdDSA", ed_.get());
   expect_refused(v.validate(dup_header, kNow), "header has duplicate member \"alg\"");
 }
 
 TEST_F(JwtTest, DuplicateClaimsAreRefused) {
   const Validator v = validator();
   // Parsers that keep the first and ones that keep the last disagree on who this is.
-  const std::string text =
-      R"({"iss":"https://ci.example.com","aud":"gatehouse","exp":1700000300,)"
-      R"("sub":"alice","sub":"root"})";
-  expect_refused(v.validate(testing::make_token_text(R"({"alg":"EdDSA","kid":"ed"})", text,
-                                                     "EdDSA", ed_.get()),
+  const std::string text = R"({"iss":"https://ci.example.com","aud":"gatehouse","exp":1700000300,)"
+                           R"("sub":"alice","sub":"root"})";
+  expect_refused(v.validate(testing::make_token_text(R"({"alg":"EdDSA","kid":"ed"})", text, "EdDSA",
+                                                     ed_.get()),
                             kNow),
                  "payload has duplicate member \"sub\"");
 }
@@ -399,6 +401,12 @@ TEST_F(JwtTest, MalformedTokens) {
     SCOPED_TRACE(c.token);
     expect_refused(v.validate(c.token, kNow), c.reason);
   }
+  // Deeply nested JSON is refused (or at least survives) without exhausting the stack.
+  const std::string deep = std::string(6000, '[') + std::string(6000, ']');
+  expect_refused(v.validate(testing::b64(deep) + "." + p + "." + s, kNow),
+                 "header is not a JSON object");
+  expect_refused(v.validate(h + "." + testing::b64("{\"a\":" + deep + "}") + "." + s, kNow),
+                 "token has no \"iss\" string");
   // Every truncation of a good token is refused, never crashes.
   for (size_t n = 0; n < good.size(); ++n) {
     EXPECT_FALSE(v.validate(std::string_view(good).substr(0, n), kNow).has_value()) << n;
@@ -603,7 +611,8 @@ TEST_F(JwksConfigTest, RefusesBadKeySets) {
   };
   json private_jwk = testing::public_jwk(ed_.get(), "ed");
   private_jwk["d"] = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
-  expect(create_error({{"keys", {private_jwk}}}), "keys[0] (kid \"ed\"): holds private key material");
+  expect(create_error({{"keys", {private_jwk}}}),
+         "keys[0] (kid \"ed\"): holds private key material");
   const auto weak = testing::generate_rsa(1024);
   expect(create_error({{"keys", {testing::public_jwk(weak.get(), "weak")}}}),
          "RSA modulus is 1024 bits");
@@ -611,8 +620,9 @@ TEST_F(JwksConfigTest, RefusesBadKeySets) {
          "JWKS has no usable signature verification key");
   expect(create_error({{"keys", json::array()}}), "JWKS \"keys\" is empty");
   expect(create_error({{"kty", "OKP"}}), "JWKS has no \"keys\" array");
-  expect(create_error({{"keys", {testing::public_jwk(ed_.get(), "k"),
-                                 testing::public_jwk(other_ed_.get(), "k")}}}),
+  expect(create_error(
+             {{"keys",
+               {testing::public_jwk(ed_.get(), "k"), testing::public_jwk(other_ed_.get(), "k")}}}),
          "keys[1] (kid \"k\"): another usable key has the same kid");
   expect(create_error({{"keys", {testing::public_jwk(ec_.get(), "ec", "RS256")}}}),
          "its \"alg\" RS256 contradicts its key type EC P-256");

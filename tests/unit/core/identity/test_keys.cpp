@@ -2,6 +2,7 @@
 // Written independently of core/identity so that a shared mistake cannot hide in both.
 #include "tests/unit/core/identity/test_keys.hpp"
 
+#include <gtest/gtest.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -9,8 +10,6 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
-
-#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <fstream>
@@ -55,9 +54,7 @@ std::string bio_text(BIO* bio) {
 Key generate_rsa(int bits) {
   return own(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(bits)), "RSA keygen");
 }
-Key generate_p256() {
-  return own(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), "EC keygen");
-}
+Key generate_p256() { return own(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), "EC keygen"); }
 Key generate_ed25519() {
   return own(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"), "Ed25519 keygen");
 }
@@ -128,8 +125,8 @@ std::string hmac_sha256(std::string_view secret, std::string_view input) {
   unsigned char out[EVP_MAX_MD_SIZE];
   size_t length = 0;
   if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, secret.data(), secret.size(),
-                reinterpret_cast<const unsigned char*>(input.data()), input.size(), out,
-                sizeof out, &length) == nullptr) {
+                reinterpret_cast<const unsigned char*>(input.data()), input.size(), out, sizeof out,
+                &length) == nullptr) {
     die("HMAC");
   }
   return std::string(reinterpret_cast<const char*>(out), length);

@@ -5,10 +5,9 @@
 
 #include <openssl/evp.h>
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
@@ -35,8 +34,8 @@ std::string private_pem(EVP_PKEY* key);
 
 std::string b64(std::string_view bytes);
 // header.payload.signature from JSON values (compact dumps) or from raw texts.
-std::string make_token(const nlohmann::json& header, const nlohmann::json& claims,
-                       EVP_PKEY* key, EcdsaForm form = EcdsaForm::kRaw);
+std::string make_token(const nlohmann::json& header, const nlohmann::json& claims, EVP_PKEY* key,
+                       EcdsaForm form = EcdsaForm::kRaw);
 std::string make_token_text(std::string_view header_text, std::string_view claims_text,
                             std::string_view alg, EVP_PKEY* key);
 
