@@ -1,0 +1,76 @@
+// A set of regular expressions compiled once into one Hyperscan database, scanned with one
+// scratch per shard (Hyperscan scratch is not thread-safe). Must not know sockets or files.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.hpp"
+
+struct hs_database;
+struct hs_scratch;
+
+namespace gh::mask {
+
+struct Pattern {
+  std::string name;        // for errors and verdicts, e.g. the rule name
+  std::string expression;  // PCRE-style, as Hyperscan accepts it
+  bool caseless = false;
+};
+
+// A match: which pattern, and the bytes [from, to) of the scanned text.
+struct Match {
+  uint32_t pattern;
+  size_t from;
+  size_t to;
+};
+
+class Scratch;
+
+class PatternSet {
+ public:
+  // Compiles all patterns into one block-mode database; an invalid pattern fails with its name
+  // and Hyperscan's reason.
+  static Result<PatternSet> compile(std::vector<Pattern> patterns);
+  ~PatternSet();
+  PatternSet(PatternSet&&) noexcept;
+  PatternSet& operator=(PatternSet&&) noexcept;
+  PatternSet(const PatternSet&) = delete;
+  PatternSet& operator=(const PatternSet&) = delete;
+
+  // One per thread that scans (a shard); valid for this set only.
+  Result<Scratch> make_scratch() const;
+  // Every match (leftmost start), in the order Hyperscan reports them (by end offset).
+  Result<void> scan(std::string_view text, Scratch& scratch, std::vector<Match>& out) const;
+  const Pattern& pattern(uint32_t id) const { return patterns_[id]; }
+  size_t size() const { return patterns_.size(); }
+
+ private:
+  PatternSet() = default;
+  std::vector<Pattern> patterns_;
+  hs_database* database_ = nullptr;
+};
+
+class Scratch {
+ public:
+  ~Scratch();
+  Scratch(Scratch&&) noexcept;
+  Scratch& operator=(Scratch&&) noexcept;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+
+ private:
+  friend class PatternSet;
+  explicit Scratch(hs_scratch* s) : scratch_(s) {}
+  hs_scratch* scratch_ = nullptr;
+};
+
+// Luhn (mod 10) check over the digits of `text`, ignoring spaces and dashes; false when fewer
+// than 12 digits or any other character (payment card numbers are 12 to 19 digits).
+bool luhn_valid(std::string_view text);
+
+}  // namespace gh::mask
