@@ -12,6 +12,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -59,13 +60,14 @@ class Reader {
     if (!n) return fallback;
     if (!n.IsScalar()) return error(join(path, key), "expected an integer");
     const std::string& text = n.Scalar();
-    T value{};
+    // Parsed wide first, so that an out-of-range value is reported as such.
+    long long value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc() || end != text.data() + text.size())
       return error(join(path, key), fmt::format("expected an integer, got '{}'", text));
-    if (value < min || value > max)
-      return error(join(path, key), fmt::format("must be in {}..{}, got {}", min, max, value));
-    return value;
+    if (std::cmp_less(value, min) || std::cmp_greater(value, max))
+      return error(join(path, key), fmt::format("must be in {}..{}, got {}", min, max, text));
+    return static_cast<T>(value);
   }
 
   Result<bool> boolean(const YAML::Node& map, const std::string& path, std::string_view key,
