@@ -2,9 +2,14 @@
 // Shards only ever touch their Ring; all disk I/O (write, fdatasync, rotation) happens here.
 #include "record/flusher.hpp"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 
 #include "core/assert.hpp"
 
@@ -50,6 +55,17 @@ Result<std::unique_ptr<Flusher>> Flusher::create(FlusherOptions options) {
   }
   std::unique_ptr<Flusher> flusher(new Flusher(std::move(options)));
   const FlusherOptions& o = flusher->options_;
+  if (auto made = make_directories(o.dir); !made) return fail("recorder: " + made.error().message);
+  // Two writers on one directory would fork every shard's chain.
+  const std::string lock_path = o.dir + "/writer.lock";
+  flusher->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (flusher->lock_fd_ < 0) {
+    return fail(fmt::format("recorder: {}: cannot open: {}", lock_path, std::strerror(errno)));
+  }
+  if (::flock(flusher->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return fail(fmt::format("recorder: {}: the trail is in use by another recorder ({})", lock_path,
+                            std::strerror(errno)));
+  }
   for (uint16_t i = 0; i < o.shard_count; ++i) {
     auto shard = std::make_unique<Shard>();
     shard->index = i;
@@ -72,6 +88,8 @@ Result<std::unique_ptr<Flusher>> Flusher::create(FlusherOptions options) {
 
 Flusher::~Flusher() {
   if (state_ == State::kRunning) (void)stop();
+  shards_.clear();  // syncs and closes the segments while the directory is still locked
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 Ring& Flusher::ring(uint16_t shard) {

@@ -47,7 +47,8 @@ struct FlusherCounters {
   uint64_t write_errors = 0;  // failed write, sync or rotation attempts
 };
 
-// Lifecycle: create() (validates options, resumes every shard directory, allocates the rings)
+// Lifecycle: create() (validates options, locks the directory, resumes every shard directory,
+// allocates the rings)
 // -> hand ring(i) to shard i -> start() -> shards produce -> shards stop producing -> stop().
 //
 // A record leaves its ring only once all of its bytes are in the segment file. When a write or
@@ -89,6 +90,7 @@ class Flusher {
   Result<void> final_drain();
 
   FlusherOptions options_;
+  int lock_fd_ = -1;  // flock on <dir>/writer.lock: one recorder per trail directory
   std::vector<std::unique_ptr<Shard>> shards_;
   std::thread thread_;
   enum class State : uint8_t { kCreated, kRunning, kStopped } state_ = State::kCreated;

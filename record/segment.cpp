@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,7 +67,9 @@ Result<void> make_dir(const std::string& path) {
   return fail(fmt::format("{}: cannot create directory: {}", path, errno_text(errno)));
 }
 
-Result<void> make_dirs(const std::string& path) {
+}  // namespace
+
+Result<void> make_directories(const std::string& path) {
   for (size_t slash = path.find('/', 1); slash != std::string::npos;
        slash = path.find('/', slash + 1)) {
     const std::string prefix = path.substr(0, slash);
@@ -76,6 +79,8 @@ Result<void> make_dirs(const std::string& path) {
   }
   return make_dir(path);
 }
+
+namespace {
 
 Result<std::vector<std::string>> list_dir(const std::string& path) {
   DIR* dir = ::opendir(path.c_str());
@@ -124,7 +129,12 @@ class PosixSegmentIo final : public SegmentIo {
   int fdatasync(int fd) override { return ::fdatasync(fd) == 0 ? 0 : -errno; }
   int close(int fd) override { return ::close(fd) == 0 ? 0 : -errno; }
   int rename(const std::string& from, const std::string& to) override {
-    return ::rename(from.c_str(), to.c_str()) == 0 ? 0 : -errno;
+    // Never replace a segment: another writer on the same directory would fork the chain.
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return 0;
+    if (errno != EINVAL) return -errno;
+    // File systems without RENAME_NOREPLACE: link() refuses an existing target as well.
+    if (::link(from.c_str(), to.c_str()) != 0) return -errno;
+    return ::unlink(from.c_str()) == 0 ? 0 : -errno;
   }
   int unlink(const std::string& path) override { return ::unlink(path.c_str()) == 0 ? 0 : -errno; }
   int sync_dir(const std::string& path) override {
@@ -367,7 +377,7 @@ Result<std::unique_ptr<ShardWriter>> ShardWriter::open(ShardWriterOptions option
                             limits::segment_bytes_min, limits::segment_bytes_max));
   }
   std::unique_ptr<ShardWriter> writer(new ShardWriter(std::move(options)));
-  if (auto made = make_dirs(writer->shard_dir_); !made) return std::unexpected(made.error());
+  if (auto made = make_directories(writer->shard_dir_); !made) return std::unexpected(made.error());
 
   // A .partial file is a rotation that crashed before its rename: it holds a header at most.
   auto partials = list_partial_files(writer->shard_dir_);
@@ -420,8 +430,9 @@ bool ShardWriter::fits(size_t record_bytes) const {
 void ShardWriter::stage(std::span<const std::byte> body) {
   GH_ASSERT(staged_written_ == 0);
   GH_ASSERT(staged_.size() + body.size() + limits::chain_hash_bytes <= staged_.capacity());
-  GH_DASSERT(body.size() >= 4 &&
-             le::load<uint32_t>(body.data()) == body.size() + limits::chain_hash_bytes);
+  // Only record bodies may reach a ring handed to the flusher (Ring::try_push(const Event&)).
+  GH_ASSERT(body.size() >= limits::record_prefix_bytes &&
+            le::load<uint32_t>(body.data()) == body.size() + limits::chain_hash_bytes);
   staged_chain_ = hasher_.next(staged_chain_, body);
   const auto* hash = reinterpret_cast<const std::byte*>(staged_chain_.data());
   staged_.insert(staged_.end(), body.begin(), body.end());

@@ -47,6 +47,8 @@ std::string segment_file_name(uint64_t sequence);  // "00000001.seg"
 std::optional<uint16_t> parse_shard_dir_name(std::string_view name);
 std::optional<uint64_t> parse_segment_file_name(std::string_view name);
 
+// mkdir -p with mode 0750.
+[[nodiscard]] Result<void> make_directories(const std::string& path);
 // Shards present under a trail directory, ascending. Fails when `trail_dir` cannot be read.
 [[nodiscard]] Result<std::vector<uint16_t>> list_shards(const std::string& trail_dir);
 // Segment sequences present in a shard directory, ascending.
@@ -93,7 +95,7 @@ class SegmentIo {
   virtual ssize_t write(int fd, std::span<const std::byte> bytes) = 0;
   virtual int fdatasync(int fd) = 0;
   virtual int close(int fd) = 0;
-  virtual int rename(const std::string& from, const std::string& to) = 0;
+  virtual int rename(const std::string& from, const std::string& to) = 0;  // never replaces `to`
   virtual int unlink(const std::string& path) = 0;
   virtual int sync_dir(const std::string& path) = 0;
 };

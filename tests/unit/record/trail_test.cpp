@@ -604,6 +604,15 @@ TEST(Flusher, CreateChecksOptionsAndDirectory) {
   EXPECT_NE(bad_dir.error().message.find("file/trail"), std::string::npos)
       << bad_dir.error().message;
 
+  {
+    auto first = Flusher::create(testing::test_options(dir / "trail"));
+    ASSERT_TRUE(first.has_value()) << first.error().message;
+    auto second = Flusher::create(testing::test_options(dir / "trail"));
+    ASSERT_FALSE(second.has_value()) << "two recorders on one trail would fork its chains";
+    EXPECT_NE(second.error().message.find("in use"), std::string::npos);
+  }
+  EXPECT_TRUE(Flusher::create(testing::test_options(dir / "trail")).has_value());
+
   FlusherOptions options = testing::test_options(dir.path());
   options.ring_bytes = 300'000;
   EXPECT_FALSE(Flusher::create(options).has_value());
