@@ -109,6 +109,7 @@ TEST(BadTokens, RefusedAlikeWithoutUpstreamConnectionAndRecordedWithTheirReason)
     cases.push_back({"groups", mint(*minter, r, now), "appdb", "not allowed on connection 'appdb'"});
   }
   cases.push_back({"noconn", valid, "nosuchdb", "no connection named 'nosuchdb'"});
+  cases.push_back({"oversized", std::string(20000, 'A'), "appdb", "token is 20000 bytes, over the limit"});
 
   const size_t connections_before = upstream_connections(pg);
   std::set<std::string> psql_refusals;
