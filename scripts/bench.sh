@@ -1,0 +1,555 @@
+#!/usr/bin/env bash
+# End-to-end comparison on loopback: direct PostgreSQL, haproxy (mode tcp), pgbouncer (session
+# mode, one process) and gatehouse, side by side in one run, paths interleaved, medians and ratios.
+# Documented in bench/README.md. Starts everything itself, cleans up everything it started.
+#
+#   scripts/bench.sh [--smoke] [--duration S] [--repeat R] [--clients "1 8 64"] [--bulk-mb MB]
+#                    [--idle N] [--scale N] [--results FILE] [--note TEXT] [--no-build] [--keep]
+#
+# --smoke: a few seconds of each path (1 s runs, -c 1 and 8, a 20 MB bulk read, 100 idle
+# connections), writes no RESULTS.md, exits 0 when the whole chain works. A check, never a timing.
+# Environment: GATEHOUSE_BUILD_DIR (build tree, default "build").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+command_line=$(printf '%q ' scripts/bench.sh "$@")
+command_line=${command_line% }
+
+# ---- options ------------------------------------------------------------------------------------
+smoke=0
+duration=5
+repeat=3
+clients_list="1 8 64"
+modes="simple prepared"
+connect_clients=8
+bulk_mb=1024
+idle_count=10000
+scale=10
+results_file=""
+note=""
+build=1
+keep=0
+build_dir=${GATEHOUSE_BUILD_DIR:-build}
+
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    --smoke) smoke=1 ;;
+    --duration) duration=$2; shift ;;
+    --repeat) repeat=$2; shift ;;
+    --clients) clients_list=$2; shift ;;
+    --bulk-mb) bulk_mb=$2; shift ;;
+    --idle) idle_count=$2; shift ;;
+    --scale) scale=$2; shift ;;
+    --results) results_file=$2; shift ;;
+    --note) note=$2; shift ;;
+    --no-build) build=0 ;;
+    --keep) keep=1 ;;
+    -h|--help) usage 0 ;;
+    *) echo "bench: unknown option $1" >&2; usage ;;
+  esac
+  shift
+done
+if [ "$smoke" -eq 1 ]; then
+  duration=1; repeat=1; clients_list="1 8"; bulk_mb=20; idle_count=100; scale=1
+else
+  [ -n "$results_file" ] || results_file=bench/RESULTS.md
+fi
+for v in "$duration" "$repeat" "$bulk_mb" "$idle_count" "$scale" $clients_list; do
+  [[ $v =~ ^[1-9][0-9]*$ ]] || { echo "bench: '$v' is not a positive integer" >&2; exit 2; }
+done
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+# ---- install and build --------------------------------------------------------------------------
+./scripts/setup.sh pgbouncer haproxy
+if [ "$build" -eq 1 ]; then
+  log "building $build_dir"
+  ./scripts/build.sh "$build_dir" >/dev/null
+fi
+gatehouse=$repo/$build_dir/app/gatehouse
+idle_tool=$repo/$build_dir/bench/gh_idle_clients
+[ -x "$gatehouse" ] || die "$gatehouse not built"
+[ -x "$idle_tool" ] || die "$idle_tool not built (GH_BENCH=ON is needed)"
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+pgbench=$pg_bin/pgbench
+psql_bin=$pg_bin/psql
+clk_tck=$(getconf CLK_TCK)
+
+# ---- users, limits, work directory --------------------------------------------------------------
+is_root=0
+[ "$(id -u)" -eq 0 ] && is_root=1
+# PostgreSQL and pgbouncer refuse to run as root: as root they run as the postgres user.
+as_service() { if [ "$is_root" -eq 1 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# 10 000 idle clients need 10 000 fds in the client tool and twice that in the gateway. Raising
+# the hard limit needs CAP_SYS_RESOURCE (a container's root may not have it).
+ulimit -Hn 65536 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+fd_limit=$(ulimit -n)
+idle_requested=$idle_count
+if [ "$fd_limit" != unlimited ] && [ $((idle_count * 2 + 512)) -gt "$fd_limit" ]; then
+  idle_count=$(((fd_limit - 512) / 2))
+  log "RLIMIT_NOFILE is $fd_limit: idle run capped at $idle_count connections (asked $idle_requested)"
+fi
+
+work=$(mktemp -d /tmp/gatehouse-bench-XXXXXX)
+chmod 755 "$work"
+mkdir -p "$work/svc" "$work/logs" "$work/gw"
+[ "$is_root" -eq 1 ] && chown postgres "$work/svc"
+
+pids_to_stop=()  # haproxy, gatehouse, the idle client: started by us, stopped by pid
+pgb_pidfiles=()
+wrappers=()  # background jobs whose real process is stopped by pid file (pgbouncer)
+pg_started=0
+cleanup() {
+  local rc=$?
+  set +e
+  for pid in "${pids_to_stop[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for f in "${pgb_pidfiles[@]}"; do [ -s "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done
+  for pid in "${pids_to_stop[@]}" "${wrappers[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  [ "$pg_started" -eq 1 ] && as_service "$pg_bin/pg_ctl" -D "$work/svc/pg" -m immediate stop >/dev/null 2>&1
+  if [ "$keep" -eq 1 ] || [ "$rc" -ne 0 ]; then
+    log "work directory kept: $work"
+  else
+    rm -rf "$work"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$((10000 + RANDOM % 22000))  # below the ephemeral range (32768-)
+    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  die "no free port found"
+}
+wait_port() {
+  for _ in $(seq 1 150); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  die "nothing listens on port $1 ($2)"
+}
+ports=()
+while [ ${#ports[@]} -lt 5 ]; do
+  p=$(free_port)
+  [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
+done
+pg_port=${ports[0]}; hap_port=${ports[1]}; pgb_port=${ports[2]}; gw_port=${ports[3]}; pgbi_port=${ports[4]}
+
+# ---- PostgreSQL ---------------------------------------------------------------------------------
+pg_password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+printf '%s\n' "$pg_password" > "$work/svc/pg.pw"
+chmod 644 "$work/svc/pg.pw"
+log "PostgreSQL on 127.0.0.1:$pg_port"
+as_service "$pg_bin/initdb" -D "$work/svc/pg" -U bench -A scram-sha-256 --pwfile="$work/svc/pg.pw" \
+  --no-sync >"$work/logs/initdb.log" 2>&1 || die "initdb (see $work/logs/initdb.log)"
+# max_connections: -c 64 direct, plus pgbouncer's session pool (kept after the run), plus the
+# transaction pool of the idle run, plus margin. fsync off: the workloads only read.
+cat >> "$work/svc/pg/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $pg_port
+unix_socket_directories = '$work/svc'
+max_connections = 300
+shared_buffers = 256MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+log_min_messages = warning
+CONF
+as_service "$pg_bin/pg_ctl" -D "$work/svc/pg" -l "$work/svc/pg.log" -w start >/dev/null \
+  || die "PostgreSQL did not start (see $work/svc/pg.log)"
+pg_started=1
+export PGPASSWORD=$pg_password
+"$psql_bin" -X -q -h 127.0.0.1 -p "$pg_port" -U bench -d postgres -c "CREATE DATABASE bench" >/dev/null
+log "pgbench -i -s $scale"
+"$pgbench" -i -q -s "$scale" -h 127.0.0.1 -p "$pg_port" -U bench bench >"$work/logs/pgbench-init.log" 2>&1 \
+  || die "pgbench -i (see $work/logs/pgbench-init.log)"
+unset PGPASSWORD
+
+# ---- haproxy (mode tcp: the byte-shuffling floor) -----------------------------------------------
+cat > "$work/haproxy.cfg" <<CFG
+global
+  maxconn 4000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+listen postgres
+  bind 127.0.0.1:$hap_port
+  server pg 127.0.0.1:$pg_port
+CFG
+log "haproxy on 127.0.0.1:$hap_port"
+haproxy -db -f "$work/haproxy.cfg" >"$work/logs/haproxy.log" 2>&1 &
+hap_pid=$!
+pids_to_stop+=("$hap_pid")
+wait_port "$hap_port" haproxy
+
+# ---- pgbouncer (session mode, one process) ------------------------------------------------------
+# start_pgbouncer NAME PORT POOL_MODE AUTH_TYPE MAX_CLIENTS POOL_SIZE; sets started_pid.
+start_pgbouncer() {
+  local name=$1 port=$2 mode=$3 auth=$4 max_clients=$5 pool=$6
+  local dir=$work/svc/$name
+  mkdir -p "$dir"
+  printf '"bench" "%s"\n' "$pg_password" > "$dir/userlist.txt"
+  cat > "$dir/pgbouncer.ini" <<INI
+[databases]
+bench = host=127.0.0.1 port=$pg_port dbname=bench
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = $auth
+auth_file = $dir/userlist.txt
+pool_mode = $mode
+max_client_conn = $max_clients
+default_pool_size = $pool
+max_db_connections = 0
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+log_connections = 0
+log_disconnections = 0
+INI
+  chmod 600 "$dir/userlist.txt"
+  [ "$is_root" -eq 1 ] && chown -R postgres "$dir"
+  pgb_pidfiles+=("$dir/pgbouncer.pid")
+  # In the foreground of a background job (as root: under runuser), so that it can be waited for.
+  as_service pgbouncer "$dir/pgbouncer.ini" >"$work/logs/$name.log" 2>&1 &
+  wrappers+=($!)
+  wait_port "$port" "$name"
+  for _ in $(seq 1 50); do [ -s "$dir/pgbouncer.pid" ] && break; sleep 0.1; done
+  started_pid=$(cat "$dir/pgbouncer.pid")
+}
+log "pgbouncer (session mode) on 127.0.0.1:$pgb_port"
+start_pgbouncer pgbouncer "$pgb_port" session scram-sha-256 1000 100
+pgb_pid=$started_pid
+
+# ---- gatehouse ----------------------------------------------------------------------------------
+# One configuration: recording cannot be turned off in this product (recording.dir is required),
+# so the plainest configuration is "passthrough with recording". Masking and SQL deny rules do
+# not exist yet. The second connection, bench_idle, goes through a transaction-mode pgbouncer so
+# that 10 000 idle logins do not need 10 000 PostgreSQL backends.
+gw_shards=${BENCH_GH_SHARDS:-0}
+cat > "$work/gw/gatehouse.yaml" <<YAML
+node_id: bench
+engine:
+  shards: $gw_shards
+listeners:
+  - name: postgres
+    protocol: postgres
+    address: 127.0.0.1:$gw_port
+identity:
+  builtin:
+    key_file: keys/issuer.key
+    jwks_file: keys/jwks.json
+connections:
+  - name: bench
+    allow_groups: [bench]
+    upstream: {host: 127.0.0.1, port: $pg_port, database: bench, user: bench, password_file: $work/svc/pg.pw}
+  - name: bench_idle
+    allow_groups: [bench]
+    upstream: {host: 127.0.0.1, port: $pgbi_port, database: bench, user: bench, password_file: $work/svc/pg.pw}
+recording:
+  dir: trail
+YAML
+(cd "$work/gw" && "$gatehouse" keygen -c gatehouse.yaml >/dev/null)
+token=$(cd "$work/gw" && "$gatehouse" token issue -c gatehouse.yaml --sub bench-user --groups bench \
+  --act pgbench --ttl 12h)
+log "gatehouse on 127.0.0.1:$gw_port"
+(cd "$work/gw" && exec "$gatehouse" serve -c gatehouse.yaml) 2>"$work/logs/gatehouse.log" &
+gw_pid=$!
+pids_to_stop+=("$gw_pid")
+wait_port "$gw_port" gatehouse
+gw_ready=$(grep -o 'ready: .*' "$work/logs/gatehouse.log" | head -n 1 || true)
+
+# ---- paths --------------------------------------------------------------------------------------
+paths="direct haproxy pgbouncer gatehouse"
+declare -A port_of=([direct]=$pg_port [haproxy]=$hap_port [pgbouncer]=$pgb_port [gatehouse]=$gw_port)
+declare -A pid_of=([direct]="" [haproxy]=$hap_pid [pgbouncer]=$pgb_pid [gatehouse]=$gw_pid)
+declare -A label_of=([direct]="direct" [haproxy]="haproxy (mode tcp)" [pgbouncer]="pgbouncer (session)"
+  [gatehouse]="gatehouse (plainest config; recording always on)")
+password_of() { if [ "$1" = gatehouse ]; then echo "$token"; else echo "$pg_password"; fi; }
+
+# utime + stime of a whole process (all threads), in clock ticks.
+cpu_ticks() {
+  [ -n "$1" ] || { echo 0; return; }
+  sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1}
+    END { if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2];
+          else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+declare -A res  # "workload|path|field" -> values of the repetitions, space separated
+add() { res["$1|$2|$3"]="${res["$1|$2|$3"]:-} $4"; }
+med() { median ${res["$1|$2|$3"]:-}; }
+
+# run_pgbench WORKLOAD PATH MODE CLIENTS CONNECT(0|1) SECONDS
+run_pgbench() {
+  local workload=$1 path=$2 mode=$3 clients=$4 connect=$5 seconds=$6
+  local threads=$((clients < 2 ? clients : 2))
+  local prefix=$work/logs/pgbench-$workload-$path
+  local extra=()
+  [ "$connect" -eq 1 ] && extra+=(--connect)
+  local pid=${pid_of[$path]} before after out
+  before=$(cpu_ticks "$pid")
+  out=$(PGPASSWORD=$(password_of "$path") "$pgbench" -n -S -M "$mode" -c "$clients" -j "$threads" \
+          -T "$seconds" "${extra[@]}" -l --log-prefix="$prefix" \
+          -h 127.0.0.1 -p "${port_of[$path]}" -U bench bench 2>&1) \
+    || { printf '%s\n' "$out" >&2; die "pgbench $workload through $path"; }
+  after=$(cpu_ticks "$pid")
+  local tps txns
+  tps=$(printf '%s\n' "$out" | awk '/^tps = / {print $3; exit}')
+  txns=$(printf '%s\n' "$out" | awk -F': ' '/actually processed/ {print $2; exit}' | awk '{print $1}')
+  [ -n "$tps" ] && [ -n "$txns" ] && [ "$txns" -gt 0 ] \
+    || { printf '%s\n' "$out" >&2; die "no transactions: $workload through $path"; }
+  # Per-transaction log lines: client_id transaction_no latency_us script_no epoch epoch_us.
+  local pcts
+  pcts=$(cat "$prefix".* | awk '{print $3}' | sort -n | awk '{a[NR] = $1}
+    END { i50 = int(NR * 0.50); if (i50 < NR * 0.50) i50++; i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++;
+          if (i50 < 1) i50 = 1; if (i99 < 1) i99 = 1; print a[i50], a[i99] }')
+  rm -f "$prefix".*
+  add "$workload" "$path" tps "$tps"
+  add "$workload" "$path" p50 "${pcts% *}"
+  add "$workload" "$path" p99 "${pcts#* }"
+  if [ -n "$pid" ]; then
+    add "$workload" "$path" cpu "$(awk -v d=$((after - before)) -v t="$clk_tck" -v n="$txns" \
+      'BEGIN { printf "%.2f", d * 1e6 / t / n }')"
+  fi
+  printf '  %-22s %-10s tps %10.1f  p50 %6s us  p99 %6s us\n' "$workload" "$path" "$tps" \
+    "${pcts% *}" "${pcts#* }" >&2
+}
+
+# ---- warm-up ------------------------------------------------------------------------------------
+log "warm-up"
+for path in $paths; do
+  PGPASSWORD=$(password_of "$path") "$pgbench" -n -S -c 8 -j 2 -t 200 -h 127.0.0.1 \
+    -p "${port_of[$path]}" -U bench bench >"$work/logs/warmup-$path.log" 2>&1 \
+    || { cat "$work/logs/warmup-$path.log" >&2; die "warm-up through $path"; }
+done
+
+# Idle CPU of each proxy over 2 s (nothing connected): background wake-ups.
+declare -A idle_cpu
+for path in haproxy pgbouncer gatehouse; do idle_cpu[$path]=$(cpu_ticks "${pid_of[$path]}"); done
+sleep 2
+for path in haproxy pgbouncer gatehouse; do
+  idle_cpu[$path]=$(awk -v d=$(($(cpu_ticks "${pid_of[$path]}") - ${idle_cpu[$path]})) -v t="$clk_tck" \
+    'BEGIN { printf "%.1f", d / t / 2 * 100 }')
+done
+
+# ---- pgbench -S: modes x clients, paths interleaved, R repetitions ------------------------------
+workloads=()
+for mode in $modes; do
+  for c in $clients_list; do
+    w="S-$mode-c$c"
+    workloads+=("$w")
+    for rep in $(seq 1 "$repeat"); do
+      log "-S -M $mode -c $c, repetition $rep/$repeat"
+      for path in $paths; do run_pgbench "$w" "$path" "$mode" "$c" 0 "$duration"; done
+    done
+  done
+done
+
+# ---- connection rate: pgbench --connect ---------------------------------------------------------
+connect_w="connect-c$connect_clients"
+for rep in $(seq 1 "$repeat"); do
+  log "--connect -c $connect_clients, repetition $rep/$repeat"
+  for path in $paths; do run_pgbench "$connect_w" "$path" simple "$connect_clients" 1 "$duration"; done
+done
+
+# ---- bulk read: COPY ... TO STDOUT to /dev/null -------------------------------------------------
+bulk_rows=$(((bulk_mb * 1024 * 1024 + 1007) / 1008))
+bulk_sql="COPY (SELECT i, repeat('x', 1000) FROM generate_series(1, $bulk_rows) i) TO STDOUT"
+bulk_bytes=$(PGPASSWORD=$pg_password "$psql_bin" -X -A -t -h 127.0.0.1 -p "$pg_port" -U bench -d bench \
+  -c "SELECT sum(length(i::text) + 1002) FROM generate_series(1, $bulk_rows) i")
+for rep in $(seq 1 "$repeat"); do
+  log "bulk read of $bulk_bytes bytes, repetition $rep/$repeat"
+  for path in $paths; do
+    pid=${pid_of[$path]}
+    before=$(cpu_ticks "$pid")
+    t0=$(date +%s%N)
+    PGPASSWORD=$(password_of "$path") "$psql_bin" -X -q -h 127.0.0.1 -p "${port_of[$path]}" -U bench \
+      -d bench -v ON_ERROR_STOP=1 -c "$bulk_sql" >/dev/null 2>"$work/logs/bulk-$path.err" \
+      || { cat "$work/logs/bulk-$path.err" >&2; die "bulk read through $path"; }
+    t1=$(date +%s%N)
+    after=$(cpu_ticks "$pid")
+    mbps=$(awk -v b="$bulk_bytes" -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", b / (ns / 1e9) / 1e6 }')
+    add bulk "$path" mbps "$mbps"
+    [ -n "$pid" ] && add bulk "$path" cpu "$(awk -v d=$((after - before)) -v t="$clk_tck" -v b="$bulk_bytes" \
+      'BEGIN { printf "%.3f", d / t / (b / 1e9) }')"
+    printf '  %-22s %-10s %8.1f MB/s\n' bulk "$path" "$mbps" >&2
+  done
+done
+
+# ---- idle connections through the gateway -------------------------------------------------------
+log "idle run: $idle_count logged-in idle connections through gatehouse"
+start_pgbouncer pgbouncer-idle "$pgbi_port" transaction md5 $((idle_count + 100)) 4
+pgbi_pid=$started_pid
+gw_rss0=$(rss_kib "$gw_pid")
+pgbi_rss0=$(rss_kib "$pgbi_pid")
+GH_BENCH_TOKEN=$token "$idle_tool" --port "$gw_port" --user bench-user --database bench_idle \
+  --password-env GH_BENCH_TOKEN --count "$idle_count" --parallel 64 --timeout-s 600 \
+  >"$work/logs/idle.out" 2>"$work/logs/idle.err" &
+idle_pid=$!
+pids_to_stop+=("$idle_pid")
+for _ in $(seq 1 6000); do
+  grep -q . "$work/logs/idle.out" 2>/dev/null && break
+  kill -0 "$idle_pid" 2>/dev/null || break
+  sleep 0.1
+done
+idle_line=$(head -n 1 "$work/logs/idle.out" 2>/dev/null || true)
+[[ $idle_line == ready* ]] || { cat "$work/logs/idle.err" >&2; die "idle clients: ${idle_line:-no answer}"; }
+idle_login_ms=$(awk '{print $6}' <<<"$idle_line")
+sleep 1
+gw_rss1=$(rss_kib "$gw_pid")
+pgbi_rss1=$(rss_kib "$pgbi_pid")
+kill -TERM "$idle_pid"
+wait "$idle_pid" 2>/dev/null || die "idle connections were closed while idle ($(tail -n 1 "$work/logs/idle.out"))"
+per_conn() { awk -v a="$1" -v b="$2" -v n="$idle_count" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }'; }
+gw_idle_bytes=$(per_conn "$gw_rss0" "$gw_rss1")
+pgbi_idle_bytes=$(per_conn "$pgbi_rss0" "$pgbi_rss1")
+
+# ---- report -------------------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0 || a == "nan" || b == "nan") print "—"; else printf "%.2f", a / b }'; }
+fmt_num() { awk -v v="$1" -v p="${2:-0}" 'BEGIN { if (v == "" || v == "nan") print "—"; else printf "%.*f", p, v }'; }
+title_of() {
+  case $1 in
+    S-*) local m=${1#S-}; echo "-S -M ${m%-c*} -c ${m##*-c}" ;;
+    connect-*) echo "-S --connect -c ${1#connect-c}" ;;
+  esac
+}
+
+report=$work/report.md
+{
+  echo "### pgbench (medians of $repeat; $duration s each; -j 2 or fewer; latency from pgbench -l logs)"
+  echo
+  echo "| workload | path | TPS | p50 µs | p99 µs | proxy CPU µs/txn |"
+  echo "|---|---|---:|---:|---:|---:|"
+  for w in "${workloads[@]}" "$connect_w"; do
+    for path in $paths; do
+      cpu=—
+      [ -n "${pid_of[$path]}" ] && cpu=$(fmt_num "$(med "$w" "$path" cpu)" 1)
+      echo "| $(title_of "$w") | ${label_of[$path]} | $(fmt_num "$(med "$w" "$path" tps)") |" \
+           "$(fmt_num "$(med "$w" "$path" p50)") | $(fmt_num "$(med "$w" "$path" p99)") | $cpu |"
+    done
+    echo "| $(title_of "$w") | gatehouse recording + 20 mask patterns + SQL deny | n/a (not implemented yet) | | | |"
+  done
+  echo
+  echo "### Ratios (gatehouse over each path; TPS and CPU: medians; Δp50 = gatehouse p50 − direct p50)"
+  echo
+  echo "| workload | TPS gh/direct | TPS gh/pgbouncer | TPS gh/haproxy | Δp50 vs direct µs | CPU/txn gh/pgbouncer | CPU/txn gh/haproxy |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  for w in "${workloads[@]}" "$connect_w"; do
+    gt=$(med "$w" gatehouse tps); gc=$(med "$w" gatehouse cpu)
+    dp=$(awk -v a="$(med "$w" gatehouse p50)" -v b="$(med "$w" direct p50)" 'BEGIN { printf "%+.0f", a - b }')
+    echo "| $(title_of "$w") | $(ratio "$gt" "$(med "$w" direct tps)") | $(ratio "$gt" "$(med "$w" pgbouncer tps)") |" \
+         "$(ratio "$gt" "$(med "$w" haproxy tps)") | $dp | $(ratio "$gc" "$(med "$w" pgbouncer cpu)") |" \
+         "$(ratio "$gc" "$(med "$w" haproxy cpu)") |"
+  done
+  echo
+  echo "### Bulk read (COPY (SELECT i, repeat('x', 1000) ...) TO STDOUT, $bulk_bytes bytes, psql to /dev/null, medians of $repeat)"
+  echo
+  echo "| path | MB/s | ratio gh/path | proxy CPU s/GB |"
+  echo "|---|---:|---:|---:|"
+  gb=$(med bulk gatehouse mbps)
+  for path in $paths; do
+    cpu=—
+    [ -n "${pid_of[$path]}" ] && cpu=$(fmt_num "$(med bulk "$path" cpu)" 3)
+    r=$(ratio "$gb" "$(med bulk "$path" mbps)")
+    [ "$path" = gatehouse ] && r=—
+    echo "| ${label_of[$path]} | $(fmt_num "$(med bulk "$path" mbps)") | $r | $cpu |"
+  done
+  echo
+  echo "### Idle connections ($idle_count logged-in idle clients through gatehouse; asked $idle_requested)"
+  echo
+  echo "| process | RSS before KiB | RSS with the clients KiB | user-space bytes per connection |"
+  echo "|---|---:|---:|---:|"
+  echo "| gatehouse (client + upstream side per connection) | $gw_rss0 | $gw_rss1 | $gw_idle_bytes |"
+  echo "| pgbouncer, transaction mode (gatehouse's upstream here; its own clients) | $pgbi_rss0 | $pgbi_rss1 | $pgbi_idle_bytes |"
+  echo
+  echo "All $idle_count logins took $idle_login_ms ms (64 in flight at a time)."
+  echo
+  echo "### Idle CPU (2 s, nothing connected)"
+  echo
+  echo "| haproxy | pgbouncer | gatehouse |"
+  echo "|---:|---:|---:|"
+  echo "| ${idle_cpu[haproxy]} % | ${idle_cpu[pgbouncer]} % | ${idle_cpu[gatehouse]} % |"
+  echo
+  # Targets of issue 8, against the largest client count measured.
+  cmax=${clients_list##* }
+  cmin=${clients_list%% *}
+  verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { if (v == "nan" || v == "" || v == "—") print "—";
+    else if ((op == "le" && v + 0 <= t + 0) || (op == "ge" && v + 0 >= t + 0)) print "met"; else print "missed" }'; }
+  echo "### Targets (issue 8)"
+  echo
+  echo "| target | measured | verdict |"
+  echo "|---|---:|---|"
+  for mode in $modes; do
+    w="S-$mode-c$cmax"
+    v=$(fmt_num "$(med "$w" gatehouse cpu)" 1)
+    echo "| proxy CPU ≤ 8 µs/txn with recording ($(title_of "$w")) | $v | $(verdict "$v" 8 le) |"
+  done
+  for mode in $modes; do
+    w="S-$mode-c$cmax"
+    v=$(ratio "$(med "$w" gatehouse tps)" "$(med "$w" pgbouncer tps)")
+    echo "| TPS ≥ 1.2 × pgbouncer ($(title_of "$w")) | $v | $(verdict "$v" 1.2 ge) |"
+    v=$(ratio "$(med "$w" gatehouse tps)" "$(med "$w" direct tps)")
+    echo "| TPS ≥ 0.8 × direct ($(title_of "$w")) | $v | $(verdict "$v" 0.8 ge) |"
+  done
+  for mode in $modes; do
+    w="S-$mode-c$cmin"
+    v=$(awk -v a="$(med "$w" gatehouse p50)" -v b="$(med "$w" direct p50)" 'BEGIN { printf "%.0f", a - b }')
+    echo "| added p50 ≤ 15 µs ($(title_of "$w")) | $v µs | $(verdict "$v" 15 le) |"
+  done
+  v=$(ratio "$gb" "$(med bulk direct mbps)")
+  echo "| bulk read ≥ 0.8 × direct | $v | $(verdict "$v" 0.8 ge) |"
+  echo "| ≤ 2 KiB user-space memory per idle connection | $gw_idle_bytes B | $(verdict "$gw_idle_bytes" 2048 le) |"
+} > "$report"
+
+cat "$report"
+
+# ---- RESULTS.md ---------------------------------------------------------------------------------
+if [ -n "$results_file" ]; then
+  commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  dirty=""
+  [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && dirty=" (working tree had uncommitted changes)"
+  section=$work/section.md
+  {
+    echo "<!-- bench.sh:begin (everything up to bench.sh:end is rewritten by each run) -->"
+    echo "## Latest run: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo
+    [ -n "$note" ] && { echo "**$note**"; echo; }
+    echo "- command: \`$command_line\`${GATEHOUSE_BUILD_DIR:+ (GATEHOUSE_BUILD_DIR=$GATEHOUSE_BUILD_DIR)}"
+    echo "- commit: $commit$dirty"
+    echo "- machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)," \
+         "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), kernel $(uname -r)"
+    echo "- versions: $("$pg_bin/postgres" --version), $(pgbouncer --version 2>/dev/null | head -n 1)," \
+         "$(haproxy -v 2>/dev/null | head -n 1 | awk '{print $1, $2, $3}')"
+    echo "- gatehouse: $gw_ready"
+    echo "- settings: pgbench scale $scale, $duration s per run, $repeat repetitions, clients $clients_list," \
+         "paths interleaved (direct, haproxy, pgbouncer, gatehouse) within each repetition"
+    echo
+    cat "$report"
+    echo "<!-- bench.sh:end -->"
+  } > "$section"
+  if [ -f "$results_file" ] && grep -q '<!-- bench.sh:begin' "$results_file"; then
+    awk -v sec="$section" '
+      /<!-- bench.sh:begin/ { while ((getline line < sec) > 0) print line; skip = 1; next }
+      /<!-- bench.sh:end/ { skip = 0; next }
+      !skip { print }' "$results_file" > "$work/results.new"
+    cat "$work/results.new" > "$results_file"
+  else
+    { echo "# Benchmark results"; echo; cat "$section"; } > "$results_file"
+  fi
+  log "results written to $results_file"
+fi
+log "done"
