@@ -325,7 +325,7 @@ Result<RecordingConfig> parse_recording(const Reader& r, const YAML::Node& n) {
   RecordingConfig rc;
   GH_TRY(dir, r.string(n, p, "dir"));
   GH_TRY(flush, r.integer<uint32_t>(n, p, "flush_interval_ms", rc.flush_interval_ms, 1, 60000));
-  GH_TRY(ring, r.integer<uint32_t>(n, p, "ring_bytes", rc.ring_bytes, 65536, 1u << 30));
+  GH_TRY(ring, r.integer<uint32_t>(n, p, "ring_bytes", rc.ring_bytes, 262144, 1u << 30));
   if ((ring & (ring - 1)) != 0) return r.error(p + ".ring_bytes", "must be a power of two");
   GH_TRY(segment, r.integer<uint64_t>(n, p, "segment_bytes_max", rc.segment_bytes_max, 4096,
                                       1ull << 40));

@@ -2,6 +2,8 @@
 // Must not do socket I/O.
 #include "protocols/postgres/gateway.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace gh::pg {
@@ -13,6 +15,11 @@ Result<std::unique_ptr<Gateway>> Gateway::create(const config::Config& config,
   g->context_.config = &config;
   g->context_.validator = &validator;
   g->context_.rings = std::move(rings);
+  // A statement record must fit its ring with room to spare.
+  for (const rec::Ring* ring : g->context_.rings) {
+    g->context_.record_text_bytes_max =
+        std::min<uint32_t>(g->context_.record_text_bytes_max, uint32_t(ring->payload_bytes_max() / 4));
+  }
   for (const auto& listener : config.listeners) {
     if (!listener.tls) {
       g->context_.listener_tls.push_back(nullptr);

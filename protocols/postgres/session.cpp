@@ -845,16 +845,19 @@ class Session final : public engine::ProtocolSession {
     const uint64_t now = rec::realtime_now_ns();
     const uint32_t sequence = sequence_++;
     rec::Ring& ring = *ctx_.rings[shard_];
+    // Statement text is cut before it gets here; any other oversized value (an upstream error
+    // message, say) is cut too, so that an event always fits the ring.
+    const size_t value_bytes_max = ring.payload_bytes_max() / (2 * std::max<size_t>(fields.size(), 1));
+    bool oversized = false;
+    for (const Field& f : fields) oversized |= f.value.size() > value_bytes_max;
+    std::vector<Field> cut;
+    if (oversized) {
+      for (const Field& f : fields) cut.push_back(Field{f.tag, f.value.substr(0, value_bytes_max)});
+      fields = cut;
+    }
     if (pending_.empty()) {
       const rec::Event event{type, session_id_, sequence, now, fields};
-      switch (ring.try_push(event)) {
-        case rec::PushStatus::kPushed:
-          return;
-        case rec::PushStatus::kFull:
-          break;
-        case rec::PushStatus::kTooLarge:
-          GH_ASSERT(false);  // record_text_bytes_max keeps every event far below the ring size
-      }
+      if (ring.try_push(event) == rec::PushStatus::kPushed) return;
     }
     PendingRecord p{type, sequence, now, {}};
     for (const Field& f : fields) p.fields.emplace_back(f.tag, std::string(f.value));

@@ -43,7 +43,8 @@ Gateway::Gateway(const PostgresServer& pg, GatewayOptions options)
     if (c.tls == "verify-full") yaml += "      ca_file: " + pg.ca_file().string() + "\n";
     if (!c.server_name.empty()) yaml += "      server_name: " + c.server_name + "\n";
   }
-  yaml += "recording:\n  dir: trail\n  flush_interval_ms: 20\n" + options_.recording_extra;
+  yaml += "recording:\n  dir: " + options_.recording_dir + "\n  flush_interval_ms: 20\n" +
+          options_.recording_extra;
   write_file(config_file(), yaml);
 
   auto keygen = cli({"keygen", "-c", config_file().string()});

@@ -31,6 +31,7 @@ struct GatewayOptions {
   bool allow_plaintext = false;
   uint32_t shards = 2;
   int64_t clock_skew_s = 5;
+  std::string recording_dir = "trail";  // relative to the gateway's folder, or absolute
   std::string recording_extra;  // more YAML lines under recording:
   std::string engine_extra;     // YAML lines under engine:
 };
@@ -43,7 +44,7 @@ class Gateway {
   uint16_t port() const { return port_; }
   const std::filesystem::path& dir() const { return dir_->path(); }
   std::filesystem::path config_file() const { return dir() / "gatehouse.yaml"; }
-  std::filesystem::path trail_dir() const { return dir() / "trail"; }
+  std::filesystem::path trail_dir() const { return dir() / options_.recording_dir; }
   std::filesystem::path key_file() const { return dir() / "keys" / "issuer.key"; }
   std::filesystem::path ca_file() const { return dir() / "certs" / "ca.pem"; }
 
