@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -109,6 +110,10 @@ class Loop {
     std::vector<epoll_event> events(256);
     while (ready_ + failed_ < o_.count && !g_stop) {
       while (started_ < o_.count && started_ - ready_ - failed_ < o_.parallel) start(started_++);
+      if (failed_ > std::max(20, o_.count / 100)) {
+        std::fprintf(stderr, "gh_idle_clients: giving up after %d failed logins\n", failed_);
+        return false;
+      }
       if (now_ms() > deadline) {
         std::fprintf(stderr, "gh_idle_clients: timed out with %d ready, %d failed\n", ready_, failed_);
         return false;
@@ -252,7 +257,8 @@ class Loop {
         }
         case 'E':
           errno = 0;
-          std::fprintf(stderr, "gh_idle_clients: client %d: server error: %.*s\n", i,
+          if (failed_ < 5)
+            std::fprintf(stderr, "gh_idle_clients: client %d: server error: %.*s\n", i,
                        int(frame > 200 ? 200 : frame - 5), c.in.data() + 5);
           return fail(i, "ErrorResponse");
         case 'Z':
