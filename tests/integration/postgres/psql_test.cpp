@@ -49,5 +49,24 @@ TEST(Psql, StatementsRunAndAreRecordedWithTheIdentityChain) {
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
+// Asynchronous messages pass through: NoticeResponse, NotificationResponse, ParameterStatus.
+TEST(Psql, NoticesNotificationsAndParameterChangesReachTheClient) {
+  PostgresServer pg;
+  Gateway gw(pg);
+  const std::string token = gw.token("alice", {"devs"});
+  auto r = gw.psql(token, {"-c", "DO $$ BEGIN RAISE NOTICE 'hello from upstream'; END $$", "-c",
+                           "LISTEN jobs", "-c", "NOTIFY jobs, 'build 42 done'", "-c",
+                           "SET application_name = 'deploy-bot'", "-c", "SHOW application_name", "-c",
+                           "SET client_encoding = 'LATIN1'", "-c", "\\echo encoding=:ENCODING"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("NOTICE:  hello from upstream"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("Asynchronous notification \"jobs\" with payload \"build 42 done\""),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(" deploy-bot\n"), std::string::npos) << r.out;
+  // psql learns the encoding only from the ParameterStatus message the server sends on SET.
+  EXPECT_NE(r.out.find("encoding=LATIN1"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace gh::test
