@@ -459,7 +459,7 @@ class Session final : public engine::ProtocolSession {
   // The token is the only proof of identity; every refusal looks the same to the client.
   void authenticate(Connection& c, std::string_view token) {
     const int64_t now_s = int64_t(std::time(nullptr));
-    auto identity = ctx_.validator->validate(token, now_s);
+    auto identity = ctx_.validation_caches[shard_]->validate(token, now_s);
     std::string refusal;
     const config::ConnectionConfig* connection = nullptr;
     if (!identity) {
@@ -591,6 +591,7 @@ class Session final : public engine::ProtocolSession {
         }
         encode_authentication_ok(out);
         c.client().write(out);
+        scram_.reset();  // no copy of the upstream password outlives the login
         phase_ = Phase::kUpstreamStartup;
         break;
       case Authentication::kCleartextPassword:

@@ -14,6 +14,7 @@
 #include "core/engine/connection.hpp"
 #include "core/engine/session.hpp"
 #include "core/identity/jwt.hpp"
+#include "core/identity/validation_cache.hpp"
 #include "core/tls/context.hpp"
 #include "protocols/postgres/auth/scram_client.hpp"
 #include "protocols/postgres/codec/decoder.hpp"
@@ -28,6 +29,7 @@ struct GatewayContext {
   std::vector<const tls::ServerContext*> listener_tls;  // by listener index; null: no TLS
   std::unordered_map<std::string, const tls::ClientContext*> upstream_tls;  // by connection
   std::vector<rec::Ring*> rings;  // by shard: the producer end is the shard's own
+  std::vector<identity::ValidationCache*> validation_caches;  // by shard, used by that shard only
   DecoderLimits limits;
   // Statements (Query, Parse) are held whole before they are forwarded, so that they can be
   // recorded (and, later, judged); above this size the session ends with a clear error.
