@@ -205,6 +205,11 @@ class Session final : public engine::ProtocolSession {
                                         : fmt::format("upstream connection error: {}",
                                                       closed.detail.empty() ? strerror(closed.error)
                                                                             : std::string(closed.detail));
+    if (phase_ < Phase::kReady) {
+      // Never logged in (refused TLS certificate, reset during login): a connect failure.
+      fail_session(c, kUnableToConnect, "gatehouse could not connect to the upstream database", why);
+      return;
+    }
     fail_session(c, kConnectionFailure, "the upstream database connection was lost", why);
   }
 
