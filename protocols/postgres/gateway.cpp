@@ -16,8 +16,8 @@ Result<std::unique_ptr<Gateway>> Gateway::create(const config::Config& config,
   g->context_.validator = &validator;
   g->context_.rings = std::move(rings);
   for (size_t shard = 0; shard < g->context_.rings.size(); ++shard) {
-    g->validation_caches_.push_back(std::make_unique<identity::ValidationCache>(validator));
-    g->context_.validation_caches.push_back(g->validation_caches_.back().get());
+    g->shard_states_.push_back(std::make_unique<ShardState>(validator));
+    g->context_.shards.push_back(g->shard_states_.back().get());
   }
   // A statement record must fit its ring with room to spare.
   for (const rec::Ring* ring : g->context_.rings) {

@@ -28,7 +28,7 @@ class Gateway {
   SessionFactory factory_;
   std::vector<std::unique_ptr<tls::ServerContext>> server_tls_;
   std::vector<std::unique_ptr<tls::ClientContext>> client_tls_;
-  std::vector<std::unique_ptr<identity::ValidationCache>> validation_caches_;
+  std::vector<std::unique_ptr<ShardState>> shard_states_;
 };
 
 }  // namespace gh::pg

@@ -464,7 +464,7 @@ class Session final : public engine::ProtocolSession {
   // The token is the only proof of identity; every refusal looks the same to the client.
   void authenticate(Connection& c, std::string_view token) {
     const int64_t now_s = int64_t(std::time(nullptr));
-    auto identity = ctx_.validation_caches[shard_]->validate(token, now_s);
+    auto identity = ctx_.shards[shard_]->tokens.validate(token, now_s);
     std::string refusal;
     const config::ConnectionConfig* connection = nullptr;
     if (!identity) {
@@ -594,6 +594,7 @@ class Session final : public engine::ProtocolSession {
           ok = fail("upstream ended SCRAM without proving the server signature");
           break;
         }
+        if (scram_ && scram_->keys()) ctx_.shards[shard_]->scram_keys[connection_->name] = *scram_->keys();
         encode_authentication_ok(out);
         c.client().write(out);
         scram_.reset();  // no copy of the upstream password outlives the login
@@ -629,6 +630,10 @@ class Session final : public engine::ProtocolSession {
           break;
         }
         scram_.emplace(upstream.password);
+        if (auto cached = ctx_.shards[shard_]->scram_keys.find(connection_->name);
+            cached != ctx_.shards[shard_]->scram_keys.end()) {
+          scram_->use_keys(cached->second);
+        }
         const std::string first = scram_->client_first_message();
         encode_sasl_initial_response(out, "SCRAM-SHA-256", as_bytes(first));
         c.upstream().write(out);

@@ -22,6 +22,14 @@
 
 namespace gh::pg {
 
+// What one shard keeps for its own sessions (used by that shard's thread only, so no locks).
+struct ShardState {
+  explicit ShardState(const identity::Validator& validator) : tokens(validator) {}
+  identity::ValidationCache tokens;
+  // SCRAM keys derived at the last verified login, by connection: PBKDF2 runs once per salt.
+  std::unordered_map<std::string, ScramKeys> scram_keys;
+};
+
 // What every session shares, built once at start-up and read-only afterwards.
 struct GatewayContext {
   const config::Config* config = nullptr;
@@ -29,7 +37,7 @@ struct GatewayContext {
   std::vector<const tls::ServerContext*> listener_tls;  // by listener index; null: no TLS
   std::unordered_map<std::string, const tls::ClientContext*> upstream_tls;  // by connection
   std::vector<rec::Ring*> rings;  // by shard: the producer end is the shard's own
-  std::vector<identity::ValidationCache*> validation_caches;  // by shard, used by that shard only
+  std::vector<ShardState*> shards;  // by shard
   DecoderLimits limits;
   // Statements (Query, Parse) are held whole before they are forwarded, so that they can be
   // recorded (and, later, judged); above this size the session ends with a clear error.
