@@ -8,6 +8,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -231,6 +232,11 @@ void Flusher::sync_all(bool force) {
 void Flusher::run() {
   const auto flush_interval = std::chrono::milliseconds(options_.flush_interval_ms);
   const auto poll_interval = std::chrono::microseconds(options_.poll_interval_us);
+  // While idle, polls back off to limits::idle_poll_interval_us_max, so that a quiet gateway does
+  // not wake thousands of times a second; the first record found resets the interval.
+  const auto idle_poll_interval_max =
+      std::max(poll_interval, std::chrono::microseconds(limits::idle_poll_interval_us_max));
+  auto idle_interval = poll_interval;
   auto last_sync = Clock::now();
   while (!stop_requested_.load(std::memory_order_acquire)) {
     bool progress = false;
@@ -241,7 +247,12 @@ void Flusher::run() {
       last_sync = now;
     }
     publish_counters();
-    if (!progress) std::this_thread::sleep_for(poll_interval);
+    if (progress) {
+      idle_interval = poll_interval;
+    } else {
+      std::this_thread::sleep_for(idle_interval);
+      idle_interval = std::min(idle_interval * 2, idle_poll_interval_max);
+    }
   }
   stop_result_ = final_drain();
   publish_counters();

@@ -38,6 +38,9 @@ inline constexpr uint32_t flush_interval_ms_default = 100;
 inline constexpr uint32_t flush_interval_ms_max = 60 * 1000;
 inline constexpr uint32_t poll_interval_us_default = 500;
 inline constexpr uint32_t poll_interval_us_max = 100 * 1000;
+// Longest sleep of an idle flusher: records still reach their segment within this (plus a
+// write), far inside the default flush_interval_ms.
+inline constexpr uint32_t idle_poll_interval_us_max = 4000;
 inline constexpr uint32_t retry_interval_ms_default = 1000;
 inline constexpr uint32_t retry_interval_ms_max = 60 * 1000;
 
@@ -61,5 +64,7 @@ static_assert(segment_bytes_min <= segment_bytes_default &&
               segment_bytes_default <= segment_bytes_max);
 static_assert(shard_count_max <= UINT16_MAX + 1);
 static_assert(poll_interval_us_default <= 1000, "drain at least every millisecond by default");
+static_assert(idle_poll_interval_us_max / 1000 < flush_interval_ms_default,
+              "an idle flusher wakes well within the flush interval");
 
 }  // namespace gh::rec::limits
