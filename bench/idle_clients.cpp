@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -141,6 +142,16 @@ class Loop {
   }
 
   int ready() const { return ready_; }
+  // "0:5012 1:4988": logins per high byte of the BackendKeyData process id.
+  std::string key_histogram() const {
+    std::string out;
+    for (int i = 0; i < 256; ++i) {
+      if (by_high_byte_[size_t(i)] == 0) continue;
+      if (!out.empty()) out += ' ';
+      out += std::to_string(i) + ':' + std::to_string(by_high_byte_[size_t(i)]);
+    }
+    return out;
+  }
   int failed() const { return failed_; }
   int closed_by_peer() const { return closed_by_peer_; }
 
@@ -267,8 +278,14 @@ class Loop {
             ++ready_;
           }
           break;
+        case 'K': {
+          // gatehouse hands out process ids of the form (shard << 24) | (slot + 1): the high
+          // byte tells which shard took the connection (shard balance of SO_REUSEPORT).
+          if (frame >= 13) ++by_high_byte_[uint8_t(c.in[5])];
+          break;
+        }
         default:
-          break;  // ParameterStatus, BackendKeyData, NoticeResponse
+          break;  // ParameterStatus, NoticeResponse
       }
       c.in.erase(0, frame);
     }
@@ -283,6 +300,7 @@ class Loop {
   int ready_ = 0;
   int failed_ = 0;
   int closed_by_peer_ = 0;
+  std::array<int, 256> by_high_byte_{};
 };
 
 }  // namespace
@@ -305,8 +323,9 @@ int main(int argc, char** argv) {
   Loop loop(o);
   const uint64_t t0 = now_ms();
   const bool ok = loop.establish();
-  std::printf("%s %d failed %d elapsed_ms %llu\n", ok ? "ready" : "incomplete", loop.ready(),
-              loop.failed(), static_cast<unsigned long long>(now_ms() - t0));
+  std::printf("%s %d failed %d elapsed_ms %llu pid_high_bytes %s\n", ok ? "ready" : "incomplete",
+              loop.ready(), loop.failed(), static_cast<unsigned long long>(now_ms() - t0),
+              loop.key_histogram().c_str());
   std::fflush(stdout);
   if (!ok) return 1;
   loop.hold();

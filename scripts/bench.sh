@@ -5,11 +5,14 @@
 #
 #   scripts/bench.sh [--smoke] [--duration S] [--repeat R] [--clients "1 8 64"] [--bulk-mb MB]
 #                    [--idle N] [--scale N] [--results FILE] [--note TEXT] [--no-build] [--keep]
-#                    [--parts "pgbench connect bulk idle"]
+#                    [--parts "pgbench connect bulk idle"] [--modes "simple prepared"]
 #
 # --smoke: a few seconds of each path (1 s runs, -c 1 and 8, a 20 MB bulk read, 100 idle
 # connections), writes no RESULTS.md, exits 0 when the whole chain works. A check, never a timing.
-# Environment: GATEHOUSE_BUILD_DIR (build tree, default "build").
+# Environment: GATEHOUSE_BUILD_DIR (build tree, default "build"); BENCH_GH_SHARDS (gatehouse
+# shards, default one per CPU); BENCH_GH_WRAPPER (a command gatehouse runs under, for profiling:
+# "valgrind --tool=callgrind --callgrind-out-file=/tmp/gh.callgrind"; it must exec gatehouse in
+# the same process, so that its pid is gatehouse's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -33,7 +36,7 @@ keep=0
 build_dir=${GATEHOUSE_BUILD_DIR:-build}
 parts="pgbench connect bulk idle"
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
   case $1 in
     --smoke) smoke=1 ;;
@@ -48,6 +51,7 @@ while [ $# -gt 0 ]; do
     --no-build) build=0 ;;
     --keep) keep=1 ;;
     --parts) parts=$2; shift ;;
+    --modes) modes=$2; shift ;;
     -h|--help) usage 0 ;;
     *) echo "bench: unknown option $1" >&2; usage ;;
   esac
@@ -58,6 +62,9 @@ if [ "$smoke" -eq 1 ]; then
 else
   [ -n "$results_file" ] || results_file=bench/RESULTS.md
 fi
+for m in $modes; do
+  [[ $m == simple || $m == prepared || $m == extended ]] || { echo "bench: unknown mode $m" >&2; exit 2; }
+done
 for v in "$duration" "$repeat" "$bulk_mb" "$idle_count" "$scale" $clients_list; do
   [[ $v =~ ^[1-9][0-9]*$ ]] || { echo "bench: '$v' is not a positive integer" >&2; exit 2; }
 done
@@ -217,6 +224,7 @@ default_pool_size = $pool
 max_db_connections = 0
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
+server_idle_timeout = 0
 log_connections = 0
 log_disconnections = 0
 INI
@@ -268,10 +276,12 @@ YAML
 token=$(cd "$work/gw" && "$gatehouse" token issue -c gatehouse.yaml --sub bench-user --groups bench \
   --act pgbench --ttl 12h)
 log "gatehouse on 127.0.0.1:$gw_port"
-(cd "$work/gw" && exec "$gatehouse" serve -c gatehouse.yaml) 2>"$work/logs/gatehouse.log" &
+# shellcheck disable=SC2086  # the wrapper is a command line
+(cd "$work/gw" && exec ${BENCH_GH_WRAPPER:-} "$gatehouse" serve -c gatehouse.yaml) 2>"$work/logs/gatehouse.log" &
 gw_pid=$!
 pids_to_stop+=("$gw_pid")
 wait_port "$gw_port" gatehouse
+log "pids (for profilers): gatehouse $gw_pid, pgbouncer $pgb_pid, haproxy $hap_pid"
 gw_ready=$(grep -o 'ready: .*' "$work/logs/gatehouse.log" | head -n 1 | sed 's/, recording to .*//' || true)
 
 # ---- paths --------------------------------------------------------------------------------------
@@ -282,10 +292,34 @@ declare -A label_of=([direct]="direct" [haproxy]="haproxy (mode tcp)" [pgbouncer
   [gatehouse]="gatehouse (plainest config; recording always on)")
 password_of() { if [ "$1" = gatehouse ]; then echo "$token"; else echo "$pg_password"; fi; }
 
+# A proxy that exited during the run ends the bench, with its log (the work folder is kept).
+check_alive() {
+  local path pid
+  for path in haproxy pgbouncer gatehouse; do
+    pid=${pid_of[$path]}
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 20 "$work/logs/$path.log" "$work/svc/pgbouncer/pgbouncer.log" 2>/dev/null | tail -n 20 >&2
+      die "$path (pid $pid) exited during the bench ($1)"
+    fi
+  done
+}
+
 # utime + stime of a whole process (all threads), in clock ticks.
 cpu_ticks() {
   [ -n "$1" ] || { echo 0; return; }
   sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+# "tid:ticks ..." of every thread of a process (gatehouse: flusher first, then the shards).
+thread_ticks() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    printf '%s:%s ' "${t##*/}" "$(sed 's/^.*) //' "$t/stat" 2>/dev/null | awk '{print $12 + $13}')"
+  done
+}
+# Per-thread difference of two thread_ticks snapshots: "tid:delta ...".
+thread_delta() {
+  awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], p, ":"); before[p[1]] = p[2] }
+    m = split(b, y, " "); for (i = 1; i <= m; i++) { split(y[i], q, ":"); d = q[2] - before[q[1]]; if (d > 0) printf "%s:%d ", q[1], d } }'
 }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 median() {
@@ -306,13 +340,16 @@ run_pgbench() {
   local prefix=$work/logs/pgbench-$workload-$path
   local extra=()
   [ "$connect" -eq 1 ] && extra+=(--connect)
-  local pid=${pid_of[$path]} before after out
+  local pid=${pid_of[$path]} before after out threads0="" threads1=""
+  [ "$path" = gatehouse ] && threads0=$(thread_ticks "$pid")
   before=$(cpu_ticks "$pid")
   out=$(PGPASSWORD=$(password_of "$path") "$pgbench" -n -S -M "$mode" -c "$clients" -j "$threads" \
           -T "$seconds" "${extra[@]}" -l --log-prefix="$prefix" \
           -h 127.0.0.1 -p "${port_of[$path]}" -U bench bench 2>&1) \
     || { printf '%s\n' "$out" >&2; die "pgbench $workload through $path"; }
+  check_alive "$workload through $path"
   after=$(cpu_ticks "$pid")
+  [ "$path" = gatehouse ] && threads1=$(thread_ticks "$pid")
   local tps txns
   tps=$(printf '%s\n' "$out" | awk '/^tps = / {print $3; exit}')
   txns=$(printf '%s\n' "$out" | awk -F': ' '/actually processed/ {print $2; exit}' | awk '{print $1}')
@@ -323,7 +360,11 @@ run_pgbench() {
   pcts=$(cat "$prefix".* | awk '{print $3}' | sort -n | awk '{a[NR] = $1}
     END { i50 = int(NR * 0.50); if (i50 < NR * 0.50) i50++; i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++;
           if (i50 < 1) i50 = 1; if (i99 < 1) i99 = 1; print a[i50], a[i99] }')
-  rm -f "$prefix".*
+  if [ "$keep" -eq 1 ]; then
+    mkdir -p "$prefix.logs" && mv "$prefix".[0-9]* "$prefix.logs/"
+  else
+    rm -f "$prefix".*
+  fi
   add "$workload" "$path" tps "$tps"
   add "$workload" "$path" p50 "${pcts% *}"
   add "$workload" "$path" p99 "${pcts#* }"
@@ -331,17 +372,22 @@ run_pgbench() {
     add "$workload" "$path" cpu "$(awk -v d=$((after - before)) -v t="$clk_tck" -v n="$txns" \
       'BEGIN { printf "%.2f", d * 1e6 / t / n }')"
   fi
-  printf '  %-22s %-10s tps %10.1f  p50 %6s us  p99 %6s us\n' "$workload" "$path" "$tps" \
-    "${pcts% *}" "${pcts#* }" >&2
+  printf '  %-22s %-10s tps %10.1f  p50 %6s us  p99 %6s us%s\n' "$workload" "$path" "$tps" \
+    "${pcts% *}" "${pcts#* }" "${threads1:+  CPU ticks per thread: $(thread_delta "$threads0" "$threads1")}" >&2
 }
 
 # ---- warm-up ------------------------------------------------------------------------------------
-log "warm-up"
+# With the largest client count, and by transaction count rather than time: pgbouncer opens its
+# server connections one after the other, and a timed run would start with most clients waiting
+# for one (it then keeps them: server_idle_timeout = 0).
+cmax_all=$(printf '%s\n' $clients_list "$connect_clients" | sort -n | tail -n 1)
+log "warm-up (-c $cmax_all)"
 for path in $paths; do
-  PGPASSWORD=$(password_of "$path") "$pgbench" -n -S -c 8 -j 2 -t 200 -h 127.0.0.1 \
+  PGPASSWORD=$(password_of "$path") "$pgbench" -n -S -c "$cmax_all" -j 2 -t 100 -h 127.0.0.1 \
     -p "${port_of[$path]}" -U bench bench >"$work/logs/warmup-$path.log" 2>&1 \
     || { cat "$work/logs/warmup-$path.log" >&2; die "warm-up through $path"; }
 done
+check_alive warm-up
 
 # Idle CPU of each proxy over 2 s (nothing connected): background wake-ups.
 declare -A idle_cpu
@@ -397,6 +443,7 @@ if has_part bulk; then
         -d bench -v ON_ERROR_STOP=1 -c "$bulk_sql" >/dev/null 2>"$work/logs/bulk-$path.err" \
         || { cat "$work/logs/bulk-$path.err" >&2; die "bulk read through $path"; }
       t1=$(date +%s%N)
+      check_alive "bulk read through $path"
       after=$(cpu_ticks "$pid")
       mbps=$(awk -v b="$bulk_bytes" -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", b / (ns / 1e9) / 1e6 }')
       add bulk "$path" mbps "$mbps"
@@ -428,7 +475,9 @@ if has_part idle; then
   idle_line=$(head -n 1 "$work/logs/idle.out" 2>/dev/null || true)
   [[ $idle_line == ready* ]] || { tail -n 20 "$work/logs/idle.err" >&2; die "idle clients: ${idle_line:-no answer}"; }
   idle_login_ms=$(awk '{print $6}' <<<"$idle_line")
+  idle_shards=$(sed 's/.*pid_high_bytes //' <<<"$idle_line")
   sleep 1
+  check_alive "idle run"
   gw_rss1=$(rss_kib "$gw_pid")
   pgbi_rss1=$(rss_kib "$pgbi_pid")
   kill -TERM "$idle_pid"
@@ -502,7 +551,8 @@ report=$work/report.md
     echo "| gatehouse (client + upstream side per connection) | $gw_rss0 | $gw_rss1 | $gw_idle_bytes |"
     echo "| pgbouncer, transaction mode (gatehouse's upstream here; its own clients) | $pgbi_rss0 | $pgbi_rss1 | $pgbi_idle_bytes |"
     echo
-    echo "All $idle_count logins took $idle_login_ms ms (64 in flight at a time)."
+    echo "All $idle_count logins took $idle_login_ms ms (64 in flight at a time)." \
+         "Connections per gatehouse shard (shard:count, from the BackendKeyData process ids): $idle_shards."
     echo
   fi
   echo "### Idle CPU (2 s, nothing connected)"
