@@ -77,19 +77,28 @@ Options parse(int argc, char** argv) {
       if (i + 1 >= argc) usage("missing value");
       return argv[++i];
     };
-    if (a == "--host") o.host = value();
-    else if (a == "--port") o.port = std::atoi(value());
-    else if (a == "--user") o.user = value();
-    else if (a == "--database") o.database = value();
+    if (a == "--host")
+      o.host = value();
+    else if (a == "--port")
+      o.port = std::atoi(value());
+    else if (a == "--user")
+      o.user = value();
+    else if (a == "--database")
+      o.database = value();
     else if (a == "--password-env") {
       const char* v = std::getenv(value());
       if (v == nullptr) usage("password variable not set");
       o.password = v;
-    } else if (a == "--count") o.count = std::atoi(value());
-    else if (a == "--parallel") o.parallel = std::atoi(value());
-    else if (a == "--timeout-s") o.timeout_s = std::atoi(value());
-    else if (a == "--hold-stdin") o.hold_stdin = true;
-    else usage("unknown option");
+    } else if (a == "--count")
+      o.count = std::atoi(value());
+    else if (a == "--parallel")
+      o.parallel = std::atoi(value());
+    else if (a == "--timeout-s")
+      o.timeout_s = std::atoi(value());
+    else if (a == "--hold-stdin")
+      o.hold_stdin = true;
+    else
+      usage("unknown option");
   }
   if (o.count <= 0 || o.parallel <= 0 || o.port <= 0) usage("bad number");
   return o;
@@ -116,11 +125,13 @@ class Loop {
         return false;
       }
       if (now_ms() > deadline) {
-        std::fprintf(stderr, "gh_idle_clients: timed out with %d ready, %d failed\n", ready_, failed_);
+        std::fprintf(stderr, "gh_idle_clients: timed out with %d ready, %d failed\n", ready_,
+                     failed_);
         return false;
       }
       const int n = epoll_wait(epoll_, events.data(), int(events.size()), 200);
-      for (int i = 0; i < n; ++i) on_event(int(events[size_t(i)].data.u32), events[size_t(i)].events);
+      for (int i = 0; i < n; ++i)
+        on_event(int(events[size_t(i)].data.u32), events[size_t(i)].events);
     }
     return failed_ == 0 && ready_ == o_.count;
   }
@@ -137,7 +148,8 @@ class Loop {
         }
       }
       const int n = epoll_wait(epoll_, events.data(), int(events.size()), 200);
-      for (int i = 0; i < n; ++i) on_event(int(events[size_t(i)].data.u32), events[size_t(i)].events);
+      for (int i = 0; i < n; ++i)
+        on_event(int(events[size_t(i)].data.u32), events[size_t(i)].events);
     }
   }
 
@@ -178,7 +190,8 @@ class Loop {
   void fail(int i, const char* what) {
     Client& c = clients_[size_t(i)];
     if (c.phase == Phase::kDead) return;
-    if (failed_ < 5) std::fprintf(stderr, "gh_idle_clients: client %d: %s (%s)\n", i, what, strerror(errno));
+    if (failed_ < 5)
+      std::fprintf(stderr, "gh_idle_clients: client %d: %s (%s)\n", i, what, strerror(errno));
     if (c.phase == Phase::kReady) {
       --ready_;
       ++closed_by_peer_;
@@ -270,7 +283,7 @@ class Loop {
           errno = 0;
           if (failed_ < 5)
             std::fprintf(stderr, "gh_idle_clients: client %d: server error: %.*s\n", i,
-                       int(frame > 200 ? 200 : frame - 5), c.in.data() + 5);
+                         int(frame > 200 ? 200 : frame - 5), c.in.data() + 5);
           return fail(i, "ErrorResponse");
         case 'Z':
           if (c.phase != Phase::kReady) {

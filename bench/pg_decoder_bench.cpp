@@ -50,8 +50,8 @@ Bytes as_span(const std::string& s) { return wire::as_bytes(s); }
 // Full decode: BackendDecoder::next validates every message body (DataRow column lengths
 // included) and hands out typed views, one message per call.
 void BM_BackendDecoderNext(benchmark::State& state) {
-  const Stream s = make_stream(int(state.range(0)), int(state.range(1)), int(state.range(2)),
-                               4u << 20);
+  const Stream s =
+      make_stream(int(state.range(0)), int(state.range(1)), int(state.range(2)), 4u << 20);
   BackendDecoder decoder;
   for (auto _ : state) {
     Bytes in = as_span(s.bytes);
@@ -71,8 +71,8 @@ void BM_BackendDecoderNext(benchmark::State& state) {
 
 // Full decode plus a walk over every DataRow value, what a masker would do to each column.
 void BM_BackendDecoderNextWalkValues(benchmark::State& state) {
-  const Stream s = make_stream(int(state.range(0)), int(state.range(1)), int(state.range(2)),
-                               4u << 20);
+  const Stream s =
+      make_stream(int(state.range(0)), int(state.range(1)), int(state.range(2)), 4u << 20);
   BackendDecoder decoder;
   for (auto _ : state) {
     Bytes in = as_span(s.bytes);
@@ -93,8 +93,8 @@ void BM_BackendDecoderNextWalkValues(benchmark::State& state) {
 // Header only: what the relay does today for a DataRow (decode_backend_header, then stream the
 // body on without looking at it).
 void BM_BackendHeaderSkip(benchmark::State& state) {
-  const Stream s = make_stream(int(state.range(0)), int(state.range(1)), int(state.range(2)),
-                               4u << 20);
+  const Stream s =
+      make_stream(int(state.range(0)), int(state.range(1)), int(state.range(2)), 4u << 20);
   const DecoderLimits limits;
   for (auto _ : state) {
     Bytes in = as_span(s.bytes);

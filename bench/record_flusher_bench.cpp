@@ -87,9 +87,15 @@ void BM_ChainHash(benchmark::State& state) {
 }
 
 // Args: statement text bytes (a pgbench -S statement is ~55), flush_interval_ms (100 = default).
-BENCHMARK(BM_FlusherWrite)->ArgNames({"text_bytes", "flush_ms"})
-    ->Args({56, 100})->Args({1024, 100})->Args({16384, 100})->Args({1024, 0})
-    ->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+BENCHMARK(BM_FlusherWrite)
+    ->ArgNames({"text_bytes", "flush_ms"})
+    ->Args({56, 100})
+    ->Args({1024, 100})
+    ->Args({16384, 100})
+    ->Args({1024, 0})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(1.0);
 BENCHMARK(BM_ChainHash)->ArgName("body_bytes")->Arg(128)->Arg(1024)->Arg(16384);
 
 }  // namespace

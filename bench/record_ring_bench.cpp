@@ -17,8 +17,8 @@ namespace {
 constexpr std::string_view kSelect = "SELECT abalance FROM pgbench_accounts WHERE aid = 4217;";
 
 Event statement_event(const Field (&fields)[2], uint32_t sequence) {
-  return Event{EventType::kStatement, 0x1234'5678'9abc'def0ull, sequence, 1'700'000'000'000'000'000ull,
-               std::span<const Field>(fields, 2)};
+  return Event{EventType::kStatement, 0x1234'5678'9abc'def0ull, sequence,
+               1'700'000'000'000'000'000ull, std::span<const Field>(fields, 2)};
 }
 
 // Producer on the benchmark thread, a consumer thread draining continuously (peek + release,
@@ -31,9 +31,8 @@ void BM_RingTryPushWithConsumer(benchmark::State& state) {
   std::thread consumer([&] {
     uint64_t sum = 0;
     while (!stop.load(std::memory_order_relaxed)) {
-      const size_t n = ring.drain([&](std::span<const std::byte> payload) {
-        sum += uint8_t(payload[0]);
-      });
+      const size_t n =
+          ring.drain([&](std::span<const std::byte> payload) { sum += uint8_t(payload[0]); });
       if (n == 0) std::this_thread::yield();
     }
     ring.drain([](std::span<const std::byte>) {});
@@ -49,7 +48,8 @@ void BM_RingTryPushWithConsumer(benchmark::State& state) {
   stop.store(true);
   consumer.join();
   state.SetItemsProcessed(int64_t(state.iterations()));
-  state.SetBytesProcessed(int64_t(state.iterations() * record_body_bytes(statement_event(fields, 0))));
+  state.SetBytesProcessed(
+      int64_t(state.iterations() * record_body_bytes(statement_event(fields, 0))));
   state.counters["full_retries_per_record"] =
       benchmark::Counter(double(full) / double(std::max<int64_t>(1, int64_t(state.iterations()))));
 }
@@ -86,8 +86,11 @@ void BM_RecordEncodeStatement(benchmark::State& state) {
   state.SetItemsProcessed(int64_t(state.iterations()));
 }
 
-BENCHMARK(BM_RingTryPushWithConsumer)->ArgName("ring_bytes")->Arg(limits::ring_bytes_min)
-    ->Arg(limits::ring_bytes_default)->UseRealTime();
+BENCHMARK(BM_RingTryPushWithConsumer)
+    ->ArgName("ring_bytes")
+    ->Arg(limits::ring_bytes_min)
+    ->Arg(limits::ring_bytes_default)
+    ->UseRealTime();
 BENCHMARK(BM_RingTryPushSameThread);
 BENCHMARK(BM_RecordEncodeStatement);
 
