@@ -76,7 +76,9 @@ die() { log "FAILED: $*"; exit 1; }
 ./scripts/setup.sh pgbouncer haproxy
 if [ "$build" -eq 1 ]; then
   log "building $build_dir"
-  ./scripts/build.sh "$build_dir" >/dev/null
+  build_log=$(mktemp /tmp/gatehouse-bench-build-XXXXXX.log)
+  ./scripts/build.sh "$build_dir" >"$build_log" 2>&1 || { tail -n 40 "$build_log" >&2; die "build failed"; }
+  rm -f "$build_log"
 fi
 gatehouse=$repo/$build_dir/app/gatehouse
 idle_tool=$repo/$build_dir/bench/gh_idle_clients
