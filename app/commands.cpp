@@ -104,6 +104,7 @@ int serve(const ServeOptions& options) {
 
   engine::ServerOptions server_options;
   server_options.shards = shards;
+  server_options.pin = config->engine.pin;
   server_options.shard.buffers.ring_buffer_count = config->engine.buffer_count;
   server_options.shard.buffers.buffer_bytes = config->engine.buffer_bytes;
   server_options.shard.connections_max = config->engine.connections_per_shard_max;

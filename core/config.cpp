@@ -124,12 +124,13 @@ Result<EngineConfig> parse_engine(const Reader& r, const YAML::Node& n) {
   EngineConfig e;
   if (!n) return e;
   const std::string p = "engine";
-  if (auto ok = r.only_keys(n, p, {"shards", "buffer_count", "buffer_bytes",
+  if (auto ok = r.only_keys(n, p, {"shards", "pin", "buffer_count", "buffer_bytes",
                                    "connections_per_shard_max", "drain_timeout_ms",
                                    "auth_timeout_ms", "connect_timeout_ms"});
       !ok)
     return std::unexpected(ok.error());
   GH_TRY(shards, r.integer<uint32_t>(n, p, "shards", 0, 0, 1024));
+  GH_TRY(pin, r.boolean(n, p, "pin", true));
   GH_TRY(buffer_count, r.integer<uint32_t>(n, p, "buffer_count", e.buffer_count, 16, 32768));
   if ((buffer_count & (buffer_count - 1)) != 0)
     return r.error("engine.buffer_count", "must be a power of two");
@@ -140,6 +141,7 @@ Result<EngineConfig> parse_engine(const Reader& r, const YAML::Node& n) {
   GH_TRY(auth, r.integer<uint32_t>(n, p, "auth_timeout_ms", e.auth_timeout_ms, 100, 600000));
   GH_TRY(connect, r.integer<uint32_t>(n, p, "connect_timeout_ms", e.connect_timeout_ms, 100, 600000));
   e.shards = shards;
+  e.pin = pin;
   e.buffer_count = buffer_count;
   e.buffer_bytes = buffer_bytes;
   e.connections_per_shard_max = conns;

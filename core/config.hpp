@@ -25,6 +25,7 @@ struct SocketAddress {
 
 struct EngineConfig {
   uint32_t shards = 0;  // 0: one per CPU
+  bool pin = true;      // pin each shard thread to its own CPU
   uint32_t buffer_count = 2048;
   uint32_t buffer_bytes = 16384;
   uint32_t connections_per_shard_max = 65536;

@@ -11,8 +11,11 @@ echo "== release build (-Wall -Wextra -Werror)"
 echo "== tests"
 (cd build && ctest --output-on-failure -j "$jobs" --timeout 600)
 
+echo "== benchmark smoke run (checks that scripts/bench.sh works; asserts no figure)"
+./scripts/bench.sh --smoke --no-build
+
 echo "== ASan+UBSan build: unit tests"
-./scripts/build.sh build-asan -DGH_SANITIZE=ON -DGH_BENCH=OFF
+./scripts/build.sh build-asan -DGH_SANITIZE=ON -DGH_BENCH=OFF --target gh_unit_tests
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -j "$jobs" -L unit)
 

@@ -135,6 +135,7 @@ class Connection {
   bool closing_ = false;
   bool paused_ = false;
   bool dirty_ = false;
+  bool active_since_tick_ = false;  // any I/O since the last tick; idle ones give memory back
   bool drain_notified_ = false;
   bool cancels_issued_ = false;
 };

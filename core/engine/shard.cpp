@@ -608,6 +608,14 @@ void Shard::on_tick() {
       c->session_->on_deadline(*c);
       if (c->closing_) continue;
     }
+    if (!c->active_since_tick_) {
+      for (Link& l : c->links_) {
+        l.in_.shrink_if_empty();
+        l.out_.shrink_if_empty();
+        if (l.send_ == nullptr) l.wire_.shrink_if_empty();
+      }
+    }
+    c->active_since_tick_ = false;
     if (c->paused_) {
       c->paused_ = false;
       --paused_;
@@ -631,6 +639,7 @@ void Shard::stop_listening() {
 }
 
 void Shard::mark_dirty(Connection& c) {
+  c.active_since_tick_ = true;
   if (c.dirty_) return;
   c.dirty_ = true;
   dirty_.push_back(&c);

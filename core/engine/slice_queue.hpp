@@ -70,7 +70,7 @@ class SliceQueue {
   }
   // Releases the storage of an empty queue (idle connections hold no slice memory).
   void shrink_if_empty() {
-    if (count_ == 0 && capacity_ > kInitialCapacity) {
+    if (count_ == 0 && capacity_ > 0) {
       slots_.reset();
       capacity_ = 0;
       head_ = 0;

@@ -518,6 +518,8 @@ class Session final : public engine::ProtocolSession {
     std::string out;
     encode_startup_message(out, parameters);
     c.upstream().write(out);
+    client_parameters_.clear();
+    client_parameters_.shrink_to_fit();
     phase_ = Phase::kUpstreamAuth;
   }
 
