@@ -10,7 +10,7 @@
 # --smoke: a few seconds of each path (1 s runs, -c 1 and 8, a 20 MB bulk read, 100 idle
 # connections), writes no RESULTS.md, exits 0 when the whole chain works. A check, never a timing.
 # Environment: GATEHOUSE_BUILD_DIR (build tree, default "build"); BENCH_GH_SHARDS (gatehouse
-# shards, default one per CPU); BENCH_GH_WRAPPER (a command gatehouse runs under, for profiling:
+# shards, default one per CPU); BENCH_GH_PIN (engine.pin, default false: pgbench and PostgreSQL share the cores); BENCH_GH_WRAPPER (a command gatehouse runs under, for profiling:
 # "valgrind --tool=callgrind --callgrind-out-file=/tmp/gh.callgrind"; it must exec gatehouse in
 # the same process, so that its pid is gatehouse's).
 set -euo pipefail
@@ -252,10 +252,12 @@ pgb_pid=$started_pid
 # not exist yet. The second connection, bench_idle, goes through a transaction-mode pgbouncer so
 # that 10 000 idle logins do not need 10 000 PostgreSQL backends.
 gw_shards=${BENCH_GH_SHARDS:-0}
+gw_pin=${BENCH_GH_PIN:-false}
 cat > "$work/gw/gatehouse.yaml" <<YAML
 node_id: bench
 engine:
   shards: $gw_shards
+  pin: $gw_pin
 listeners:
   - name: postgres
     protocol: postgres
