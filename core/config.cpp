@@ -321,16 +321,18 @@ Result<ConnectionConfig> parse_connection(const Reader& r, const YAML::Node& n,
 Result<RecordingConfig> parse_recording(const Reader& r, const YAML::Node& n) {
   const std::string p = "recording";
   if (!n) return r.error(p, "required: recording.dir");
-  if (auto ok = r.only_keys(n, p, {"dir", "flush_interval_ms", "ring_bytes", "segment_bytes_max"});
+  if (auto ok = r.only_keys(n, p, {"enabled", "dir", "flush_interval_ms", "ring_bytes", "segment_bytes_max"});
       !ok)
     return std::unexpected(ok.error());
   RecordingConfig rc;
+  GH_TRY(enabled, r.boolean(n, p, "enabled", true));
   GH_TRY(dir, r.string(n, p, "dir"));
   GH_TRY(flush, r.integer<uint32_t>(n, p, "flush_interval_ms", rc.flush_interval_ms, 1, 60000));
   GH_TRY(ring, r.integer<uint32_t>(n, p, "ring_bytes", rc.ring_bytes, 262144, 1u << 30));
   if ((ring & (ring - 1)) != 0) return r.error(p + ".ring_bytes", "must be a power of two");
   GH_TRY(segment, r.integer<uint64_t>(n, p, "segment_bytes_max", rc.segment_bytes_max, 4096,
                                       1ull << 40));
+  rc.enabled = enabled;
   rc.dir = r.path_of(dir);
   rc.flush_interval_ms = flush;
   rc.ring_bytes = ring;

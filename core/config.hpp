@@ -82,6 +82,8 @@ struct IdentityConfig {
 };
 
 struct RecordingConfig {
+  // false only to measure the gateway without its trail (benchmarks): sessions are not recorded.
+  bool enabled = true;
   std::string dir;
   uint32_t flush_interval_ms = 100;
   uint32_t ring_bytes = 4u << 20;

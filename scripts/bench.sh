@@ -247,13 +247,19 @@ start_pgbouncer pgbouncer "$pgb_port" session scram-sha-256 1000 100
 pgb_pid=$started_pid
 
 # ---- gatehouse ----------------------------------------------------------------------------------
-# One configuration: recording cannot be turned off in this product (recording.dir is required),
-# so the plainest configuration is "passthrough with recording". Masking and SQL deny rules do
-# not exist yet. The second connection, bench_idle, goes through a transaction-mode pgbouncer so
-# that 10 000 idle logins do not need 10 000 PostgreSQL backends.
+# Two instances: "gatehouse-bare" with recording.enabled: false (the relay alone, the passthrough
+# of the issue) and "gatehouse" with recording on (the product as deployed). Masking and SQL deny
+# rules come with a later issue. The second connection, bench_idle, goes through a
+# transaction-mode pgbouncer so that 10 000 idle logins do not need 10 000 PostgreSQL backends.
 gw_shards=${BENCH_GH_SHARDS:-0}
 gw_pin=${BENCH_GH_PIN:-false}
-cat > "$work/gw/gatehouse.yaml" <<YAML
+gwb_port=$(free_port)
+# start_gatehouse NAME DIR PORT RECORDING_ENABLED: writes the config, starts it (log
+# logs/NAME.log); sets started_pid.
+start_gatehouse() {
+  local name=$1 dir=$2 port=$3 recording=$4
+  mkdir -p "$dir"
+  cat > "$dir/gatehouse.yaml" <<YAML
 node_id: bench
 engine:
   shards: $gw_shards
@@ -261,11 +267,11 @@ engine:
 listeners:
   - name: postgres
     protocol: postgres
-    address: 127.0.0.1:$gw_port
+    address: 127.0.0.1:$port
 identity:
   builtin:
-    key_file: keys/issuer.key
-    jwks_file: keys/jwks.json
+    key_file: $work/gw/keys/issuer.key
+    jwks_file: $work/gw/keys/jwks.json
 connections:
   - name: bench
     allow_groups: [bench]
@@ -274,32 +280,41 @@ connections:
     allow_groups: [bench]
     upstream: {host: 127.0.0.1, port: $pgbi_port, database: bench, user: bench, password_file: $work/svc/pg.pw}
 recording:
+  enabled: $recording
   dir: trail
 YAML
-(cd "$work/gw" && "$gatehouse" keygen -c gatehouse.yaml >/dev/null)
+  [ -f "$work/gw/keys/issuer.key" ] || (cd "$dir" && "$gatehouse" keygen -c gatehouse.yaml >/dev/null)
+  # shellcheck disable=SC2086  # the wrapper is a command line
+  (cd "$dir" && exec ${BENCH_GH_WRAPPER:-} "$gatehouse" serve -c gatehouse.yaml) 2>"$work/logs/$name.log" &
+  started_pid=$!
+  pids_to_stop+=("$started_pid")
+  wait_port "$port" "$name"
+}
+log "gatehouse on 127.0.0.1:$gw_port (recording), gatehouse-bare on 127.0.0.1:$gwb_port (no recording)"
+start_gatehouse gatehouse "$work/gw" "$gw_port" true
+gw_pid=$started_pid
+start_gatehouse gatehouse-bare "$work/gw-bare" "$gwb_port" false
+gwb_pid=$started_pid
 token=$(cd "$work/gw" && "$gatehouse" token issue -c gatehouse.yaml --sub bench-user --groups bench \
   --act pgbench --ttl 12h)
-log "gatehouse on 127.0.0.1:$gw_port"
-# shellcheck disable=SC2086  # the wrapper is a command line
-(cd "$work/gw" && exec ${BENCH_GH_WRAPPER:-} "$gatehouse" serve -c gatehouse.yaml) 2>"$work/logs/gatehouse.log" &
-gw_pid=$!
-pids_to_stop+=("$gw_pid")
-wait_port "$gw_port" gatehouse
-log "pids (for profilers): gatehouse $gw_pid, pgbouncer $pgb_pid, haproxy $hap_pid"
+log "pids (for profilers): gatehouse $gw_pid, gatehouse-bare $gwb_pid, pgbouncer $pgb_pid, haproxy $hap_pid"
 gw_ready=$(grep -o 'ready: .*' "$work/logs/gatehouse.log" | head -n 1 | sed 's/, recording to .*//' || true)
 
 # ---- paths --------------------------------------------------------------------------------------
-paths="direct haproxy pgbouncer gatehouse"
-declare -A port_of=([direct]=$pg_port [haproxy]=$hap_port [pgbouncer]=$pgb_port [gatehouse]=$gw_port)
-declare -A pid_of=([direct]="" [haproxy]=$hap_pid [pgbouncer]=$pgb_pid [gatehouse]=$gw_pid)
+paths="direct haproxy pgbouncer gatehouse-bare gatehouse"
+declare -A port_of=([direct]=$pg_port [haproxy]=$hap_port [pgbouncer]=$pgb_port [gatehouse-bare]=$gwb_port
+  [gatehouse]=$gw_port)
+declare -A pid_of=([direct]="" [haproxy]=$hap_pid [pgbouncer]=$pgb_pid [gatehouse-bare]=$gwb_pid
+  [gatehouse]=$gw_pid)
 declare -A label_of=([direct]="direct" [haproxy]="haproxy (mode tcp)" [pgbouncer]="pgbouncer (session)"
-  [gatehouse]="gatehouse (plainest config; recording always on)")
-password_of() { if [ "$1" = gatehouse ]; then echo "$token"; else echo "$pg_password"; fi; }
+  [gatehouse-bare]="gatehouse passthrough (no rules, recording off)"
+  [gatehouse]="gatehouse with recording")
+password_of() { case "$1" in gatehouse*) echo "$token" ;; *) echo "$pg_password" ;; esac; }
 
 # A proxy that exited during the run ends the bench, with its log (the work folder is kept).
 check_alive() {
   local path pid
-  for path in haproxy pgbouncer gatehouse; do
+  for path in haproxy pgbouncer gatehouse-bare gatehouse; do
     pid=${pid_of[$path]}
     if ! kill -0 "$pid" 2>/dev/null; then
       tail -n 20 "$work/logs/$path.log" "$work/svc/pgbouncer/pgbouncer.log" 2>/dev/null | tail -n 20 >&2
@@ -617,7 +632,7 @@ if [ -n "$results_file" ]; then
          "$(haproxy -v 2>/dev/null | head -n 1 | awk '{print $1, $2, $3}')"
     echo "- gatehouse: $gw_ready"
     echo "- settings: pgbench scale $scale, $duration s per run, $repeat repetitions, clients $clients_list," \
-         "paths interleaved (direct, haproxy, pgbouncer, gatehouse) within each repetition, parts: $parts"
+         "paths interleaved (direct, haproxy, pgbouncer, gatehouse-bare, gatehouse) within each repetition, parts: $parts"
     echo
     cat "$report"
     echo "<!-- bench.sh:end -->"

@@ -855,6 +855,7 @@ class Session final : public engine::ProtocolSession {
     record(c, type, std::span<const Field>(fields.begin(), fields.size()));
   }
   void record(Connection& c, EventType type, std::span<const Field> fields) {
+    if (!ctx_.config->recording.enabled) return;  // benchmarks of the bare relay only
     const uint64_t now = rec::realtime_now_ns();
     const uint32_t sequence = sequence_++;
     rec::Ring& ring = *ctx_.rings[shard_];
