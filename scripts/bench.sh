@@ -84,7 +84,7 @@ gatehouse=$repo/$build_dir/app/gatehouse
 idle_tool=$repo/$build_dir/bench/gh_idle_clients
 [ -x "$gatehouse" ] || die "$gatehouse not built"
 [ -x "$idle_tool" ] || die "$idle_tool not built (GH_BENCH=ON is needed)"
-pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+source "$repo/scripts/lib.sh"
 pgbench=$pg_bin/pgbench
 psql_bin=$pg_bin/psql
 clk_tck=$(getconf CLK_TCK)
@@ -93,7 +93,6 @@ clk_tck=$(getconf CLK_TCK)
 is_root=0
 [ "$(id -u)" -eq 0 ] && is_root=1
 # PostgreSQL and pgbouncer refuse to run as root: as root they run as the postgres user.
-as_service() { if [ "$is_root" -eq 1 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 # 10 000 idle clients need 10 000 fds in the client tool and twice that in the gateway. Raising
 # the hard limit needs CAP_SYS_RESOURCE (a container's root may not have it).
@@ -125,7 +124,7 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
   done
-  [ "$pg_started" -eq 1 ] && as_service "$pg_bin/pg_ctl" -D "$work/svc/pg" -m immediate stop >/dev/null 2>&1
+  [ "$pg_started" -eq 1 ] && as_postgres "$pg_bin/pg_ctl" -D "$work/svc/pg" -m immediate stop >/dev/null 2>&1
   if [ "$keep" -eq 1 ] || [ "$rc" -ne 0 ]; then
     log "work directory kept: $work"
   else
@@ -136,20 +135,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((10000 + RANDOM % 22000))  # below the ephemeral range (32768-)
-    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  die "no free port found"
-}
-wait_port() {
-  for _ in $(seq 1 150); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-  die "nothing listens on port $1 ($2)"
-}
+wait_port_or_die() { wait_port "$1" || die "nothing listens on port $1 ($2)"; }
 ports=()
-while [ ${#ports[@]} -lt 5 ]; do
+while [ ${#ports[@]} -lt 6 ]; do
   p=$(free_port)
   [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
 done
@@ -160,7 +148,7 @@ pg_password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 printf '%s\n' "$pg_password" > "$work/svc/pg.pw"
 chmod 644 "$work/svc/pg.pw"
 log "PostgreSQL on 127.0.0.1:$pg_port"
-as_service "$pg_bin/initdb" -D "$work/svc/pg" -U bench -A scram-sha-256 --pwfile="$work/svc/pg.pw" \
+as_postgres "$pg_bin/initdb" -D "$work/svc/pg" -U bench -A scram-sha-256 --pwfile="$work/svc/pg.pw" \
   --no-sync >"$work/logs/initdb.log" 2>&1 || die "initdb (see $work/logs/initdb.log)"
 # max_connections: -c 64 direct, plus pgbouncer's session pool (kept after the run), plus the
 # transaction pool of the idle run, plus margin. fsync off: the workloads only read.
@@ -175,7 +163,7 @@ synchronous_commit = off
 full_page_writes = off
 log_min_messages = warning
 CONF
-as_service "$pg_bin/pg_ctl" -D "$work/svc/pg" -l "$work/svc/pg.log" -w start >/dev/null \
+as_postgres "$pg_bin/pg_ctl" -D "$work/svc/pg" -l "$work/svc/pg.log" -w start >/dev/null \
   || die "PostgreSQL did not start (see $work/svc/pg.log)"
 pg_started=1
 export PGPASSWORD=$pg_password
@@ -202,7 +190,7 @@ log "haproxy on 127.0.0.1:$hap_port"
 haproxy -db -f "$work/haproxy.cfg" >"$work/logs/haproxy.log" 2>&1 &
 hap_pid=$!
 pids_to_stop+=("$hap_pid")
-wait_port "$hap_port" haproxy
+wait_port_or_die "$hap_port" haproxy
 
 # ---- pgbouncer (session mode, one process) ------------------------------------------------------
 # start_pgbouncer NAME PORT POOL_MODE AUTH_TYPE MAX_CLIENTS POOL_SIZE; sets started_pid.
@@ -235,10 +223,10 @@ INI
   pgb_pidfiles+=("$dir/pgbouncer.pid")
   # In the foreground of a background job (as root: under runuser), so that it can be waited for.
   # runuser goes through PAM, which sets the soft fd limit back to 1024: raise it again.
-  as_service bash -c 'ulimit -n "$(ulimit -Hn)" && exec pgbouncer "$1"' pgbouncer "$dir/pgbouncer.ini" \
+  as_postgres bash -c 'ulimit -n "$(ulimit -Hn)" && exec pgbouncer "$1"' pgbouncer "$dir/pgbouncer.ini" \
     >"$work/logs/$name.log" 2>&1 &
   wrappers+=($!)
-  wait_port "$port" "$name"
+  wait_port_or_die "$port" "$name"
   for _ in $(seq 1 50); do [ -s "$dir/pgbouncer.pid" ] && break; sleep 0.1; done
   started_pid=$(cat "$dir/pgbouncer.pid")
 }
@@ -253,7 +241,7 @@ pgb_pid=$started_pid
 # transaction-mode pgbouncer so that 10 000 idle logins do not need 10 000 PostgreSQL backends.
 gw_shards=${BENCH_GH_SHARDS:-0}
 gw_pin=${BENCH_GH_PIN:-false}
-gwb_port=$(free_port)
+gwb_port=${ports[5]}
 # start_gatehouse NAME DIR PORT RECORDING_ENABLED: writes the config, starts it (log
 # logs/NAME.log); sets started_pid.
 start_gatehouse() {
@@ -288,7 +276,7 @@ YAML
   (cd "$dir" && exec ${BENCH_GH_WRAPPER:-} "$gatehouse" serve -c gatehouse.yaml) 2>"$work/logs/$name.log" &
   started_pid=$!
   pids_to_stop+=("$started_pid")
-  wait_port "$port" "$name"
+  wait_port_or_die "$port" "$name"
 }
 log "gatehouse on 127.0.0.1:$gw_port (recording), gatehouse-bare on 127.0.0.1:$gwb_port (no recording)"
 start_gatehouse gatehouse "$work/gw" "$gw_port" true

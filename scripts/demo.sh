@@ -8,26 +8,17 @@ cd "$(dirname "$0")/.."
 ./scripts/build.sh build >/dev/null
 gatehouse=$PWD/build/app/gatehouse
 
-pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+source scripts/lib.sh
 work=$(mktemp -d /tmp/gatehouse-demo-XXXXXX)
 chmod 755 "$work"
-run_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 gateway_pid=""
 cleanup() {
   [ -n "$gateway_pid" ] && kill "$gateway_pid" 2>/dev/null && wait "$gateway_pid" 2>/dev/null || true
-  run_pg "$pg_bin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+  as_postgres "$pg_bin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-free_port() {
-  local p
-  for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 40000))
-    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  echo "no free port found" >&2; exit 1
-}
 pg_port=$(free_port)
 gw_port=$(free_port)
 
@@ -36,10 +27,10 @@ upstream_password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 echo "$upstream_password" > "$work/upstream.pw"
 chmod 644 "$work/upstream.pw"
 [ "$(id -u)" -eq 0 ] && chown postgres "$work"
-run_pg "$pg_bin/initdb" -D "$work/pg" -U app -A scram-sha-256 --pwfile="$work/upstream.pw" --no-sync >/dev/null
+as_postgres "$pg_bin/initdb" -D "$work/pg" -U app -A scram-sha-256 --pwfile="$work/upstream.pw" --no-sync >/dev/null
 printf "listen_addresses = '127.0.0.1'\nport = %s\nunix_socket_directories = '%s'\n" "$pg_port" "$work" \
   >> "$work/pg/postgresql.conf"
-run_pg "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start >/dev/null
+as_postgres "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start >/dev/null
 chmod 600 "$work/upstream.pw"
 
 echo "== 2. gatehouse on 127.0.0.1:$gw_port, connection 'appdb' open to the group 'developers'"
@@ -71,7 +62,7 @@ cd "$work/gw"
 "$gatehouse" keygen -c gatehouse.yaml
 "$gatehouse" serve -c gatehouse.yaml 2> serve.log &
 gateway_pid=$!
-for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$gw_port") 2>/dev/null && break; sleep 0.1; done
+wait_port "$gw_port" || { cat serve.log; exit 1; }
 cat serve.log
 
 echo "== 3. a token for alice, acting through ci-runner (the built-in issuer, valid 15 minutes)"
