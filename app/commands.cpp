@@ -15,6 +15,7 @@
 #include "core/engine/server.hpp"
 #include "core/identity/issuer.hpp"
 #include "core/identity/jwt.hpp"
+#include "mask/policy.hpp"
 #include "protocols/postgres/gateway.hpp"
 #include "record/flusher.hpp"
 #include "record/format.hpp"
@@ -55,8 +56,14 @@ int check(const std::string& config_file) {
   if (!config) return error_exit(config.error().message);
   auto validator = identity::Validator::create(config->identity.issuers, config->identity.options);
   if (!validator) return error_exit(validator.error().message);
-  fmt::print("{}: ok ({} listeners, {} connections, {} issuers)\n", config_file,
-             config->listeners.size(), config->connections.size(), config->identity.issuers.size());
+  auto policies = mask::compile_policies(*config);
+  if (!policies) return error_exit(policies.error().message);
+  size_t rules = 0;
+  for (const auto& c : config->connections)
+    rules += c.guardrails.deny.size() + c.guardrails.approve.size() + c.guardrails.mask.size();
+  fmt::print("{}: ok ({} listeners, {} connections, {} issuers, {} guardrail rules)\n", config_file,
+             config->listeners.size(), config->connections.size(), config->identity.issuers.size(),
+             rules);
   return 0;
 }
 

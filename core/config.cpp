@@ -106,6 +106,9 @@ class Reader {
     return p.is_absolute() ? value : (base_dir_ / p).lexically_normal().string();
   }
 
+  const std::string& source() const { return source_; }
+  const std::filesystem::path& base_dir() const { return base_dir_; }
+
   static std::string join(const std::string& path, std::string_view key) {
     return path.empty() ? std::string(key) : fmt::format("{}.{}", path, key);
   }
@@ -271,9 +274,13 @@ Result<std::string> read_secret(const Reader& r, const YAML::Node& n, const std:
 
 Result<ConnectionConfig> parse_connection(const Reader& r, const YAML::Node& n,
                                           const std::string& p) {
-  if (auto ok = r.only_keys(n, p, {"name", "protocol", "allow_groups", "upstream"}); !ok)
+  if (auto ok = r.only_keys(n, p, {"name", "protocol", "allow_groups", "upstream", "deny", "approve",
+                                   "mask", "allow_function_call"});
+      !ok)
     return std::unexpected(ok.error());
   ConnectionConfig c;
+  GH_TRY(guardrails, parse_guardrails(n, r.source(), p, r.base_dir()));
+  c.guardrails = std::move(guardrails);
   GH_TRY(name, r.string(n, p, "name"));
   GH_TRY(protocol, r.string(n, p, "protocol", "postgres"));
   if (protocol != "postgres") return r.error(p + ".protocol", "supported: postgres");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/guardrails.hpp"
 #include "core/identity/jwt.hpp"
 
 namespace gh::config {
@@ -66,6 +67,7 @@ struct ConnectionConfig {
   std::string protocol;  // "postgres"
   std::vector<std::string> allow_groups;
   UpstreamConfig upstream;
+  Guardrails guardrails;  // deny, approve and mask rules (core/guardrails.hpp)
 };
 
 struct BuiltinIssuerConfig {

@@ -10,14 +10,15 @@
 
 namespace gh::mask {
 
-Result<PatternSet> PatternSet::compile(std::vector<Pattern> patterns) {
+Result<PatternSet> PatternSet::compile(std::vector<Pattern> patterns, bool leftmost_start) {
   if (patterns.empty()) return fail("a pattern set needs at least one pattern");
   std::vector<const char*> expressions;
   std::vector<unsigned> flags;
   std::vector<unsigned> ids;
   for (size_t i = 0; i < patterns.size(); ++i) {
     expressions.push_back(patterns[i].expression.c_str());
-    flags.push_back(HS_FLAG_SOM_LEFTMOST | HS_FLAG_UTF8 | (patterns[i].caseless ? HS_FLAG_CASELESS : 0));
+    flags.push_back((leftmost_start ? HS_FLAG_SOM_LEFTMOST : HS_FLAG_SINGLEMATCH) |
+                    (patterns[i].utf8 ? HS_FLAG_UTF8 : 0) | (patterns[i].caseless ? HS_FLAG_CASELESS : 0));
     ids.push_back(unsigned(i));
   }
   hs_database_t* db = nullptr;
@@ -52,6 +53,12 @@ Result<Scratch> PatternSet::make_scratch() const {
   hs_scratch_t* s = nullptr;
   if (hs_alloc_scratch(database_, &s) != HS_SUCCESS) return fail("cannot allocate Hyperscan scratch");
   return Scratch(s);
+}
+
+Result<void> PatternSet::grow_scratch(Scratch& scratch) const {
+  if (hs_alloc_scratch(database_, &scratch.scratch_) != HS_SUCCESS)
+    return fail("cannot allocate Hyperscan scratch");
+  return {};
 }
 
 Result<void> PatternSet::scan(std::string_view text, Scratch& scratch, std::vector<Match>& out) const {

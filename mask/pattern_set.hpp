@@ -20,6 +20,7 @@ struct Pattern {
   std::string name;        // for errors and verdicts, e.g. the rule name
   std::string expression;  // PCRE-style, as Hyperscan accepts it
   bool caseless = false;
+  bool utf8 = false;  // the scanned text is valid UTF-8 (else bytes are matched as they are)
 };
 
 // A match: which pattern, and the bytes [from, to) of the scanned text.
@@ -35,7 +36,9 @@ class PatternSet {
  public:
   // Compiles all patterns into one block-mode database; an invalid pattern fails with its name
   // and Hyperscan's reason.
-  static Result<PatternSet> compile(std::vector<Pattern> patterns);
+  // `leftmost_start`: matches report where they start (costs Hyperscan stream state and refuses
+  // some patterns); without it, `from` is 0 and each pattern reports its first match only.
+  static Result<PatternSet> compile(std::vector<Pattern> patterns, bool leftmost_start = true);
   ~PatternSet();
   PatternSet(PatternSet&&) noexcept;
   PatternSet& operator=(PatternSet&&) noexcept;
@@ -44,6 +47,9 @@ class PatternSet {
 
   // One per thread that scans (a shard); valid for this set only.
   Result<Scratch> make_scratch() const;
+  // Grows a scratch (of any set, or an empty one) to serve this set too: one scratch per shard
+  // serves every set of the shard.
+  Result<void> grow_scratch(Scratch& scratch) const;
   // Every match (leftmost start), in the order Hyperscan reports them (by end offset).
   Result<void> scan(std::string_view text, Scratch& scratch, std::vector<Match>& out) const;
   const Pattern& pattern(uint32_t id) const { return patterns_[id]; }
@@ -57,6 +63,7 @@ class PatternSet {
 
 class Scratch {
  public:
+  Scratch() = default;  // empty: grow_scratch makes it usable
   ~Scratch();
   Scratch(Scratch&&) noexcept;
   Scratch& operator=(Scratch&&) noexcept;

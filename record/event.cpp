@@ -29,6 +29,8 @@ std::string_view event_type_name(EventType type) {
       return "auth_failure";
     case EventType::kNotice:
       return "notice";
+    case EventType::kMaskedRow:
+      return "masked_row";
   }
   return "unknown";
 }
@@ -69,6 +71,8 @@ std::string_view field_tag_name(FieldTag tag) {
       return "database";
     case FieldTag::kTextBytes:
       return "text_bytes";
+    case FieldTag::kRule:
+      return "rule";
   }
   return {};
 }

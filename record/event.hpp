@@ -25,6 +25,8 @@ enum class EventType : uint8_t {
   kSessionEnd,
   kAuthFailure,
   kNotice,
+  // Guardrails (numbered apart): a DataRow whose values were masked, as the client got it.
+  kMaskedRow = 40,
 };
 
 // Readers skip tags they do not know, so new tags never break old readers.
@@ -46,6 +48,8 @@ enum class FieldTag : uint16_t {
   kUser,
   kDatabase,
   kTextBytes,  // decimal size of kText before truncation (only when truncated)
+  // Guardrails (numbered apart so that other modules can add tags before them).
+  kRule = 48,  // the deny / approve / mask rule behind a refusal or a masking (repeated)
 };
 
 // A view: `value` must stay valid until the event is pushed (try_push copies it).

@@ -134,7 +134,13 @@ std::string describe_event(const StoredEvent& e) {
       if (!e.first(FieldTag::kSqlState).empty()) text += " " + f(FieldTag::kSqlState);
       if (!e.first(FieldTag::kMessage).empty()) text += " " + f(FieldTag::kMessage);
       if (!e.first(FieldTag::kOrigin).empty()) text += " (" + f(FieldTag::kOrigin) + ")";
+      if (!e.first(FieldTag::kRule).empty()) text += " rule " + f(FieldTag::kRule);
       return text;
+    }
+    case EventType::kMaskedRow: {
+      std::vector<std::string> rules;
+      for (auto v : e.all(FieldTag::kRule)) rules.push_back(escape_for_terminal(v));
+      return fmt::format("masked row [{}] {}", join(rules, ","), f(FieldTag::kText));
     }
     case EventType::kNotice:
       return fmt::format("notice {}", f(FieldTag::kMessage));

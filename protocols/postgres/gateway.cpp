@@ -24,6 +24,19 @@ Result<std::unique_ptr<Gateway>> Gateway::create(const config::Config& config,
     g->context_.record_text_bytes_max =
         std::min<uint32_t>(g->context_.record_text_bytes_max, uint32_t(ring->payload_bytes_max() / 4));
   }
+  auto policies = mask::compile_policies(config);
+  if (!policies) return std::unexpected(policies.error());
+  g->policies_ = std::move(*policies);
+  for (size_t i = 0; i < config.connections.size(); ++i) {
+    const mask::ConnectionPolicy* policy = g->policies_[i].get();
+    g->context_.policies[config.connections[i].name] = policy;
+    for (const mask::PatternSet* set : {policy->sql.regexes(), policy->mask.patterns()}) {
+      if (set == nullptr) continue;
+      for (auto& shard : g->shard_states_) {
+        if (auto r = set->grow_scratch(shard->scratch); !r) return std::unexpected(r.error());
+      }
+    }
+  }
   for (const auto& listener : config.listeners) {
     if (!listener.tls) {
       g->context_.listener_tls.push_back(nullptr);

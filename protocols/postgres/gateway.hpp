@@ -29,6 +29,7 @@ class Gateway {
   std::vector<std::unique_ptr<tls::ServerContext>> server_tls_;
   std::vector<std::unique_ptr<tls::ClientContext>> client_tls_;
   std::vector<std::unique_ptr<ShardState>> shard_states_;
+  std::vector<std::unique_ptr<mask::ConnectionPolicy>> policies_;
 };
 
 }  // namespace gh::pg

@@ -15,6 +15,7 @@
 #include "protocols/postgres/auth/md5_password.hpp"
 #include "protocols/postgres/auth/sasl_mechanisms.hpp"
 #include "protocols/postgres/codec/encoder.hpp"
+#include "protocols/postgres/guard.hpp"
 #include "record/event.hpp"
 
 namespace gh::pg {
@@ -490,6 +491,8 @@ class Session final : public engine::ProtocolSession {
       return;
     }
     connection_ = connection;
+    if (auto p = ctx_.policies.find(connection->name); p != ctx_.policies.end())
+      guard_.start(p->second, &ctx_.shards[shard_]->scratch);
     chain_ = identity->chain();
     groups_ = identity->groups;
     std::vector<Field> fields{{FieldTag::kProtocol, "postgres"},
@@ -708,6 +711,8 @@ class Session final : public engine::ProtocolSession {
       return stop(c, kProtocolViolation, "the upstream database connection was lost",
                           "upstream sent an authentication request after AuthenticationOk");
     }
+    if (const auto* status = std::get_if<ParameterStatus>(&d->message))
+      guard_.on_parameter_status(status->name, status->value);
     gather_[1].forward(c, Side::kUpstream);  // ParameterStatus, NoticeResponse
     return true;
   }
@@ -717,12 +722,31 @@ class Session final : public engine::ProtocolSession {
   bool step_client_ready(Connection& c) {
     Link& in = c.client();
     if (stream_left_[0] > 0) return stream(c, Side::kClient);
+    if (discard_left_ > 0) {
+      const uint64_t n = std::min(discard_left_, in.readable());
+      if (n == 0) return false;
+      in.consume(n);
+      discard_left_ -= n;
+      return true;
+    }
     const bool started = gather_[0].active();
     auto frame_bytes = next_frame_bytes(c, Side::kClient);
     if (!frame_bytes) return phase_ == Phase::kDone;
     if (!started) {
       char type = 0;
       in.peek(0, std::span(reinterpret_cast<std::byte*>(&type), 1));
+      if (guard_.skipping() && type != Sync::kType && type != Terminate::kType) {
+        // After a refused extended-protocol message the server would ignore everything up to
+        // Sync; so does the gateway, without forwarding it.
+        discard_left_ = *frame_bytes;
+        return true;
+      }
+      if (guard_.skipping() && type == Sync::kType) {
+        ++awaiting_ready_;
+        guard_.end_skip(guard_.ready_count() + awaiting_ready_);
+        stream_left_[0] = *frame_bytes;
+        return stream(c, Side::kClient);
+      }
       switch (type) {
         case Query::kType:
         case Parse::kType:
@@ -735,6 +759,10 @@ class Session final : public engine::ProtocolSession {
           break;
         case Terminate::kType:
           break;
+        case FunctionCall::kType:
+          if (guard_.sql_active()) break;  // judged whole below
+          stream_left_[0] = *frame_bytes;
+          return stream(c, Side::kClient);
         case Sync::kType:
           ++awaiting_ready_;
           stream_left_[0] = *frame_bytes;
@@ -755,14 +783,47 @@ class Session final : public engine::ProtocolSession {
     if (const auto* query = std::get_if<Query>(&d.message)) {
       ++awaiting_ready_;
       record_statement(c, "query", query->sql);
+      if (guard_.sql_active()) {
+        if (auto v = guard_.judge(query->sql); !v.allowed()) return refuse_statement(c, v, false);
+      }
     } else if (const auto* parse = std::get_if<Parse>(&d.message)) {
       record_statement(c, "parse", parse->query);
+      if (guard_.sql_active()) {
+        if (auto v = guard_.judge(parse->query); !v.allowed()) return refuse_statement(c, v, true);
+      }
+    } else if (std::holds_alternative<FunctionCall>(d.message)) {
+      // Only gathered when the connection has SQL rules.
+      ++awaiting_ready_;
+      record_statement(c, "function_call", "");
+      if (auto v = guard_.judge_function_call(); !v.allowed()) return refuse_statement(c, v, false);
     } else if (std::holds_alternative<Terminate>(d.message)) {
       gather_[0].forward(c, Side::kClient);
       end_session(c, "client terminated");
       return true;
     }
     gather_[0].forward(c, Side::kClient);
+    return true;
+  }
+
+  // A refused statement: never forwarded. A Query or FunctionCall is replaced by a Sync, whose
+  // ReadyForQuery carries the upstream's transaction status; the error goes out just before it,
+  // in order with the answers to earlier pipelined messages. A refused Parse starts the skip to
+  // the client's own Sync (extended query protocol, as the server does after an error).
+  bool refuse_statement(Connection& c, const mask::SqlVerdict& verdict, bool extended) {
+    gather_[0].drop(c.client());
+    const std::string message = Guard::refusal_message(verdict);
+    record(c, EventType::kError,
+           {Field{FieldTag::kSqlState, kInsufficientPrivilege}, Field{FieldTag::kMessage, message},
+            Field{FieldTag::kReason, verdict.reason}, Field{FieldTag::kOrigin, "gateway"},
+            Field{FieldTag::kRule, verdict.rule}});
+    if (extended) {
+      guard_.begin_skip(Guard::refusal_error(verdict));
+      return true;
+    }
+    std::string sync;
+    encode_sync(sync);
+    c.upstream().write(sync);
+    guard_.refuse_at(guard_.ready_count() + awaiting_ready_, Guard::refusal_error(verdict));
     return true;
   }
 
@@ -782,6 +843,15 @@ class Session final : public engine::ProtocolSession {
         case BackendKeyData::kType:
         case Authentication::kType:
           break;
+        case ParameterStatus::kType:
+          if (guard_.sql_active()) break;
+          stream_left_[1] = *frame_bytes;
+          return stream(c, Side::kUpstream);
+        case RowDescription::kType:
+        case DataRow::kType:
+          if (guard_.mask_active()) break;
+          stream_left_[1] = *frame_bytes;
+          return stream(c, Side::kUpstream);
         default:
           stream_left_[1] = *frame_bytes;
           return stream(c, Side::kUpstream);
@@ -799,8 +869,21 @@ class Session final : public engine::ProtocolSession {
       record(c, EventType::kCompletion, {Field{FieldTag::kTag, done->tag}});
     } else if (const auto* error = std::get_if<ErrorResponse>(&d.message)) {
       record_upstream_error(c, *error);
+      guard_.on_upstream_error();
+    } else if (const auto* status = std::get_if<ParameterStatus>(&d.message)) {
+      guard_.on_parameter_status(status->name, status->value);
+    } else if (const auto* rows = std::get_if<RowDescription>(&d.message)) {
+      guard_.on_row_description(*rows);
+    } else if (const auto* row = std::get_if<DataRow>(&d.message)) {
+      if (guard_.mask_row(*frame, *row, rewrite_)) {
+        gather_[1].drop(in);
+        c.client().write(rewrite_);
+        record_masked_row(c);
+        return true;
+      }
     } else if (const auto* ready = std::get_if<ReadyForQuery>(&d.message)) {
       transaction_status_ = ready->status;
+      if (std::string refusal = guard_.before_ready(); !refusal.empty()) c.client().write(refusal);
       if (awaiting_ready_ > 0) --awaiting_ready_;
       gather_[1].forward(c, Side::kUpstream);
       if (drain_requested_ && awaiting_ready_ == 0) finish_drain(c);
@@ -828,7 +911,25 @@ class Session final : public engine::ProtocolSession {
 
   // ---- recording ------------------------------------------------------------------------------
 
+  // The masked row as the client got it: its values (rewritten in rewrite_) joined by tabs.
+  void record_masked_row(Connection& c) {
+    const auto rewritten = decode_backend_frame(as_bytes(rewrite_), ctx_.limits);
+    const auto* row = std::get_if<DataRow>(&rewritten.message);
+    if (row == nullptr) return;
+    std::string text;
+    for (const ColumnValue& v : row->value_range()) {
+      if (!text.empty()) text += '\t';
+      text += v ? *v : std::string_view("NULL");
+    }
+    std::vector<Field> fields{{FieldTag::kText, text}};
+    for (const std::string& rule : guard_.fired_rules()) fields.push_back({FieldTag::kRule, rule});
+    record(c, EventType::kMaskedRow, fields);
+  }
+
   void record_statement(Connection& c, std::string_view kind, std::string_view text) {
+    // Literals in statements (an INSERT of a card number) are masked in the trail too.
+    std::string masked;
+    text = guard_.mask_text(text, masked);
     if (text.size() <= ctx_.record_text_bytes_max) {
       record(c, EventType::kStatement, {Field{FieldTag::kStatementKind, kind}, Field{FieldTag::kText, text}});
       return;
@@ -985,6 +1086,9 @@ class Session final : public engine::ProtocolSession {
   FrontendDecoder startup_decoder_;
   Gather gather_[2];
   uint64_t stream_left_[2] = {0, 0};
+  Guard guard_;                // deny rules and masking (protocols/postgres/guard.hpp)
+  uint64_t discard_left_ = 0;  // client bytes dropped after a refused extended-protocol message
+  std::string rewrite_;        // a masked DataRow
 
   std::string user_;
   std::string database_;

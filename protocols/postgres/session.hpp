@@ -16,6 +16,7 @@
 #include "core/identity/jwt.hpp"
 #include "core/identity/validation_cache.hpp"
 #include "core/tls/context.hpp"
+#include "mask/policy.hpp"
 #include "protocols/postgres/auth/scram_client.hpp"
 #include "protocols/postgres/codec/decoder.hpp"
 #include "record/ring.hpp"
@@ -28,6 +29,8 @@ struct ShardState {
   identity::ValidationCache tokens;
   // SCRAM keys derived at the last verified login, by connection: PBKDF2 runs once per salt.
   std::unordered_map<std::string, ScramKeys> scram_keys;
+  // Hyperscan scratch grown to serve every connection's pattern sets (guardrails).
+  mask::Scratch scratch;
 };
 
 // What every session shares, built once at start-up and read-only afterwards.
@@ -38,6 +41,8 @@ struct GatewayContext {
   std::unordered_map<std::string, const tls::ClientContext*> upstream_tls;  // by connection
   std::vector<rec::Ring*> rings;  // by shard: the producer end is the shard's own
   std::vector<ShardState*> shards;  // by shard
+  // Compiled guardrails, by connection name (mask/policy.hpp).
+  std::unordered_map<std::string, const mask::ConnectionPolicy*> policies;
   DecoderLimits limits;
   // Statements (Query, Parse) are held whole before they are forwarded, so that they can be
   // recorded (and, later, judged); above this size the session ends with a clear error.

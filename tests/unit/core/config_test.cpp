@@ -91,6 +91,81 @@ TEST(Config, ErrorsNameFileKeyAndReason) {
   }
 }
 
+constexpr const char* kGuarded = R"(
+    deny:
+      - name: no-drop
+        statements: [drop, truncate]
+        tables: [public.users, '"Audit"']
+      - name: no-sleep
+        regex: 'pg_sleep'
+    approve:
+      - name: review-alter
+        statements: [alter]
+        approvers: [dba]
+        approvals: 2
+        timeout_s: 600
+    mask:
+      - name: cards
+        detect: card
+        style: keep_last
+        keep: 4
+      - name: ssn-columns
+        columns: [ssn]
+    allow_function_call: true
+)";
+
+std::string guarded(const std::string& rules = kGuarded) {
+  return replaced(kValid, "      tls: require\n", std::string("      tls: require\n") + (rules.c_str() + 1));
+}
+
+TEST(Config, ReadsGuardrailRules) {
+  setenv("GH_TEST_PW", "s3cret", 1);
+  auto c = parse_text(guarded());
+  ASSERT_TRUE(c) << c.error().message;
+  const Guardrails& g = c->connections[0].guardrails;
+  ASSERT_EQ(g.deny.size(), 2u);
+  EXPECT_EQ(g.deny[0].name, "no-drop");
+  EXPECT_EQ(g.deny[0].statements, (std::vector<StatementClass>{StatementClass::kDrop, StatementClass::kTruncate}));
+  EXPECT_EQ(g.deny[0].tables, (std::vector<std::string>{"public.users", "Audit"}));
+  EXPECT_EQ(g.deny[0].path, "connections[0].deny[0]");
+  EXPECT_EQ(g.deny[1].regex, "pg_sleep");
+  ASSERT_EQ(g.approve.size(), 1u);
+  EXPECT_EQ(g.approve[0].approver_groups, std::vector<std::string>{"dba"});
+  EXPECT_EQ(g.approve[0].approvals_min, 2u);
+  ASSERT_EQ(g.mask.size(), 2u);
+  EXPECT_EQ(g.mask[0].style, MaskStyle::kKeepLast);
+  EXPECT_EQ(g.mask[1].columns, std::vector<std::string>{"ssn"});
+  EXPECT_TRUE(g.allow_function_call);
+  EXPECT_TRUE(g.has_sql_rules());
+}
+
+// A broken rule fails the load with the file, the rule's path and name, and the reason.
+TEST(Config, InvalidRulesNameFileRuleAndReason) {
+  setenv("GH_TEST_PW", "s3cret", 1);
+  const struct {
+    std::string from, to, expected;
+  } cases[] = {
+      {"statements: [drop, truncate]", "statements: [drop, trunc]",
+       "test.yaml: connections[0].deny[0].statements (rule 'no-drop'): unknown statement class 'trunc'"},
+      {"        regex: 'pg_sleep'", "        statements: [do]\n        regex: 'x'",
+       "connections[0].deny[1] (rule 'no-sleep'): give statements (classes) or regex, exactly one"},
+      {"statements: [drop, truncate]", "statements: [do]",
+       "connections[0].deny[0] (rule 'no-drop'): statement class 'do' names no tables"},
+      {"- name: no-sleep", "- name: no-drop", "connections[0].deny[1].name (rule 'no-drop'): duplicate rule name"},
+      {"        approvers: [dba]\n", "", "connections[0].approve[0].approvers (rule 'review-alter'): required"},
+      {"style: keep_last", "style: sparkle", "connections[0].mask[0].style (rule 'cards'): expected fixed, keep_last or hash"},
+      {"columns: [ssn]", "columns: [ssn]\n        style: hash\n        hash_key_env: GH_NOT_SET_ANYWHERE",
+       "connections[0].mask[1].hash_key_env (rule 'ssn-columns'): $GH_NOT_SET_ANYWHERE is not set"},
+      {"detect: card", "detect: card\n        colour: red", "connections[0].mask[0].colour (rule 'cards'): unknown key"},
+      {"allow_function_call: true", "allow_function_call: maybe", "connections[0].allow_function_call: expected true or false"},
+  };
+  for (const auto& c : cases) {
+    auto r = parse_text(replaced(guarded(), c.from, c.to));
+    ASSERT_FALSE(r) << "accepted: " << c.to;
+    EXPECT_NE(r.error().message.find(c.expected), std::string::npos) << "for " << c.to << ": " << r.error().message;
+  }
+}
+
 TEST(Config, DuplicateConnectionNamesAreRefused) {
   setenv("GH_TEST_PW", "s3cret", 1);
   std::string text = kValid;
@@ -107,6 +182,7 @@ TEST(Config, ExampleConfigurationParses) {
   ASSERT_TRUE(in);
   std::stringstream ss;
   ss << in.rdbuf();
+  setenv("GATEHOUSE_MASK_KEY", "an example key of 32 bytes......", 1);
   const std::string pw_file = testing::TempDir() + "/orders.pw";
   std::ofstream(pw_file) << "pw\n";
   // The example's hosts do not resolve here; everything else is taken as written.
@@ -119,6 +195,10 @@ TEST(Config, ExampleConfigurationParses) {
   EXPECT_EQ(c->find_connection("orders-prod")->upstream.tls, UpstreamTls::kVerifyFull);
   EXPECT_TRUE(c->listeners[0].tls.has_value());
   EXPECT_FALSE(c->listeners[0].address.loopback);
+  const Guardrails& g = c->find_connection("orders-prod")->guardrails;
+  EXPECT_EQ(g.deny.size(), 5u);
+  EXPECT_EQ(g.approve.size(), 1u);
+  EXPECT_EQ(g.mask.size(), 5u);
 }
 
 }  // namespace

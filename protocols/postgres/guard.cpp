@@ -1,0 +1,130 @@
+// Guardrails on the PostgreSQL wire (see guard.hpp). Must not do I/O.
+#include "protocols/postgres/guard.hpp"
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "protocols/postgres/codec/encoder.hpp"
+
+namespace gh::pg {
+namespace {
+
+// Types whose binary form is their text (pq_sendtext): text, bpchar, varchar, name, json,
+// xml, unknown; jsonb's binary form is a version byte and the text.
+bool text_like_type(int32_t oid) {
+  switch (oid) {
+    case 25: case 1042: case 1043: case 19: case 114: case 142: case 705: case 3802:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+mask::SqlVerdict Guard::judge(std::string_view sql) {
+  if (!lexer_hazard_.empty()) {
+    return mask::SqlVerdict{mask::SqlVerdict::Kind::kDeny, std::string(mask::kRuleLexerSettings),
+                            lexer_hazard_};
+  }
+  return policy_->sql.judge(sql, *scratch_);
+}
+
+std::string Guard::refusal_message(const mask::SqlVerdict& v) {
+  if (v.kind == mask::SqlVerdict::Kind::kApprove) {
+    return fmt::format("statement refused by gatehouse: rule \"{}\" requires an approval, and "
+                       "approval holds are not available on this gateway yet",
+                       v.rule);
+  }
+  return fmt::format("statement refused by gatehouse rule \"{}\"", v.rule);
+}
+
+std::string Guard::refusal_error(const mask::SqlVerdict& v) {
+  std::string out;
+  const std::string message = refusal_message(v);
+  encode_error_response(out, ErrorFields{.severity = "ERROR",
+                                         .sqlstate = kInsufficientPrivilege,
+                                         .message = message,
+                                         .detail = v.reason});
+  return out;
+}
+
+std::string Guard::before_ready() {
+  ++ready_count_;
+  std::string error;
+  while (!refusals_.empty() && refusals_.front().ready <= ready_count_) {
+    if (refusals_.front().ready == ready_count_ && !upstream_error_in_cycle_ && error.empty())
+      error = std::move(refusals_.front().error);
+    refusals_.pop_front();
+  }
+  upstream_error_in_cycle_ = false;
+  return error;
+}
+
+void Guard::on_parameter_status(std::string_view name, std::string_view value) {
+  if (!sql_active()) return;
+  if (name == "standard_conforming_strings") {
+    if (value != "on") {
+      lexer_hazard_ = "the session's standard_conforming_strings is off";
+    } else if (lexer_hazard_.find("standard_conforming_strings") != std::string::npos) {
+      lexer_hazard_.clear();
+    }
+  } else if (name == "client_encoding") {
+    if (!mask::client_encoding_lexes_safely(value)) {
+      lexer_hazard_ = fmt::format("the session's client_encoding {} cannot be parsed safely", value);
+    } else if (lexer_hazard_.find("client_encoding") != std::string::npos) {
+      lexer_hazard_.clear();
+    }
+  }
+}
+
+void Guard::on_row_description(const RowDescription& rd) {
+  columns_.clear();
+  if (!mask_active()) return;
+  for (const FieldDescription& f : rd.field_range()) {
+    Column c;
+    c.rule = policy_->mask.column_rule(f.name);
+    c.binary = f.format != 0;
+    c.scan = !c.binary || text_like_type(f.type_oid);
+    columns_.push_back(c);
+  }
+}
+
+bool Guard::mask_row(Bytes frame, const DataRow& row, std::string& out) {
+  fired_.clear();
+  if (!mask_active()) return false;
+  const char* base = reinterpret_cast<const char*>(frame.data());
+  bool changed = false;
+  size_t index = 0;
+  for (const ColumnValue& v : row.value_range()) {
+    const Column column = index < columns_.size() ? columns_[index] : Column{};
+    ++index;
+    if (!v || v->empty()) continue;
+    const size_t at = size_t(v->data() - base);
+    if (column.rule >= 0) {
+      if (!changed) out.assign(base, frame.size());
+      policy_->mask.mask_whole(column.rule, *v, out.data() + at, column.binary && !column.scan);
+      fired_.push_back(policy_->mask.rule_name(column.rule));
+      changed = true;
+      continue;
+    }
+    if (!column.scan) continue;
+    if (policy_->mask.mask_value(*v, *scratch_, value_, matches_) == 0) continue;
+    if (!changed) out.assign(base, frame.size());
+    std::memcpy(out.data() + at, value_.data(), v->size());
+    changed = true;
+    for (const mask::Match& m : matches_) {
+      const std::string& name = policy_->mask.patterns()->pattern(m.pattern).name;
+      if (fired_.empty() || fired_.back() != name) fired_.push_back(name);
+    }
+  }
+  return changed;
+}
+
+std::string_view Guard::mask_text(std::string_view text, std::string& storage) {
+  if (!mask_active() || policy_->mask.mask_value(text, *scratch_, storage, matches_) == 0) return text;
+  return storage;
+}
+
+}  // namespace gh::pg

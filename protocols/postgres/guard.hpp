@@ -1,0 +1,98 @@
+// A session's guardrails on the PostgreSQL wire: judging statements against the connection's SQL
+// rules, keeping refusals in order with the upstream's answers (a refused message is replaced by
+// a Sync, and the error goes out just before the ReadyForQuery that answers it), and masking
+// DataRow values. Must not do I/O: the session moves the bytes.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mask/policy.hpp"
+#include "protocols/postgres/codec/messages.hpp"
+
+namespace gh::pg {
+
+// SQLSTATE of every refusal: insufficient_privilege (PostgreSQL Error Codes appendix).
+inline constexpr std::string_view kInsufficientPrivilege = "42501";
+
+class Guard {
+ public:
+  // At login: the connection's compiled policy (null: no guardrails) and the shard's scratch.
+  void start(const mask::ConnectionPolicy* policy, mask::Scratch* scratch) {
+    policy_ = policy;
+    scratch_ = scratch;
+  }
+  bool sql_active() const { return policy_ != nullptr && !policy_->sql.empty(); }
+  bool mask_active() const { return policy_ != nullptr && !policy_->mask.empty(); }
+
+  // ---- client side ----
+  mask::SqlVerdict judge(std::string_view sql);
+  mask::SqlVerdict judge_function_call() const { return policy_->sql.judge_function_call(); }
+  // The ErrorResponse a refusal sends (severity ERROR, 42501, naming the rule).
+  static std::string refusal_message(const mask::SqlVerdict& v);
+  static std::string refusal_error(const mask::SqlVerdict& v);
+
+  // A refused Query or FunctionCall: its error goes out before ReadyForQuery number `ready`
+  // (counted from the first one after login, from 1).
+  void refuse_at(uint64_t ready, std::string error) { refusals_.push_back({ready, std::move(error)}); }
+  // A refused extended-protocol message: the client's messages up to Sync are dropped, as the
+  // server drops them after an error; end_skip at that Sync hands the error to refuse_at.
+  void begin_skip(std::string error) {
+    if (!skipping_) skip_error_ = std::move(error);
+    skipping_ = true;
+  }
+  bool skipping() const { return skipping_; }
+  void end_skip(uint64_t ready) {
+    skipping_ = false;
+    refuse_at(ready, std::move(skip_error_));
+    skip_error_.clear();
+  }
+
+  // ---- upstream side ----
+  void on_upstream_error() { upstream_error_in_cycle_ = true; }
+  // Called for each ReadyForQuery before it is forwarded: the error to send first, if any (none
+  // when the upstream already reported an error in this cycle, as the server sends only one).
+  std::string before_ready();
+  uint64_t ready_count() const { return ready_count_; }
+  // standard_conforming_strings and client_encoding as the server reports them: when they would
+  // make the server read text differently from the parser, every statement is refused.
+  void on_parameter_status(std::string_view name, std::string_view value);
+
+  // Masking. Column rules follow the last RowDescription.
+  void on_row_description(const RowDescription& rd);
+  // A DataRow frame (type byte included): true when a value was masked, with the rewritten
+  // frame in `out` (same length: every style keeps the byte length) and the rules that fired.
+  bool mask_row(Bytes frame, const DataRow& row, std::string& out);
+  // Text for the trail (statements, error fields): masked copy, or the text itself.
+  std::string_view mask_text(std::string_view text, std::string& storage);
+  const std::vector<std::string>& fired_rules() const { return fired_; }
+
+ private:
+  struct Refusal {
+    uint64_t ready;
+    std::string error;
+  };
+  struct Column {
+    int rule = -1;  // a column rule, or -1
+    bool scan = true;  // text format, or a text-like type in binary
+    bool binary = false;
+  };
+
+  const mask::ConnectionPolicy* policy_ = nullptr;
+  mask::Scratch* scratch_ = nullptr;
+  std::deque<Refusal> refusals_;
+  uint64_t ready_count_ = 0;
+  bool upstream_error_in_cycle_ = false;
+  bool skipping_ = false;
+  std::string skip_error_;
+  std::string lexer_hazard_;  // from ParameterStatus
+  std::vector<Column> columns_;
+  std::vector<mask::Match> matches_;
+  std::string value_;
+  std::vector<std::string> fired_;
+};
+
+}  // namespace gh::pg
