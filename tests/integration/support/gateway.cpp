@@ -42,6 +42,7 @@ Gateway::Gateway(const PostgresServer& pg, GatewayOptions options)
     }
     if (c.tls == "verify-full") yaml += "      ca_file: " + pg.ca_file().string() + "\n";
     if (!c.server_name.empty()) yaml += "      server_name: " + c.server_name + "\n";
+    yaml += c.extra;
   }
   yaml += "recording:\n  dir: " + options_.recording_dir + "\n  flush_interval_ms: 20\n" +
           options_.recording_extra;

@@ -22,6 +22,7 @@ struct ConnectionSpec {
   std::string server_name;      // verify-full name; default the host
   std::vector<std::string> allow_groups = {"devs"};
   uint16_t port = 0;            // default: the PostgresServer's port
+  std::string extra;            // more YAML under the connection (4-space indented lines)
 };
 
 struct GatewayOptions {
