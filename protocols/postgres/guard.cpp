@@ -1,6 +1,7 @@
 // Guardrails on the PostgreSQL wire (see guard.hpp). Must not do I/O.
 #include "protocols/postgres/guard.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -110,14 +111,38 @@ bool Guard::mask_row(Bytes frame, const DataRow& row, std::string& out) {
       continue;
     }
     if (!column.scan) continue;
-    if (policy_->mask.mask_value(*v, *scratch_, value_, matches_) == 0) continue;
-    if (!changed) out.assign(base, frame.size());
-    std::memcpy(out.data() + at, value_.data(), v->size());
-    changed = true;
-    for (const mask::Match& m : matches_) {
-      const std::string& name = policy_->mask.patterns()->pattern(m.pattern).name;
-      if (fired_.empty() || fired_.back() != name) fired_.push_back(name);
-    }
+    mask_in_frame(frame, *v, out, changed);
+  }
+  return changed;
+}
+
+void Guard::mask_in_frame(Bytes frame, std::string_view value, std::string& out, bool& changed) {
+  if (value.empty() || policy_->mask.mask_value(value, *scratch_, value_, matches_) == 0) return;
+  const char* base = reinterpret_cast<const char*>(frame.data());
+  if (!changed) out.assign(base, frame.size());
+  std::memcpy(out.data() + (value.data() - base), value_.data(), value.size());
+  changed = true;
+  for (const mask::Match& m : matches_) {
+    const std::string& name = policy_->mask.patterns()->pattern(m.pattern).name;
+    if (std::find(fired_.begin(), fired_.end(), name) == fired_.end()) fired_.push_back(name);
+  }
+}
+
+bool Guard::mask_copy_data(Bytes frame, const CopyData& data, std::string& out) {
+  fired_.clear();
+  if (!mask_active()) return false;
+  bool changed = false;
+  mask_in_frame(frame, {reinterpret_cast<const char*>(data.data.data()), data.data.size()}, out, changed);
+  return changed;
+}
+
+bool Guard::mask_fields(Bytes frame, Bytes fields, std::string& out) {
+  fired_.clear();
+  if (!mask_active()) return false;
+  bool changed = false;
+  for (const ErrorField& f : error_field_range(fields)) {
+    if (f.code == 'S' || f.code == 'V' || f.code == 'C') continue;
+    mask_in_frame(frame, f.value, out, changed);
   }
   return changed;
 }

@@ -66,6 +66,11 @@ class Guard {
   // A DataRow frame (type byte included): true when a value was masked, with the rewritten
   // frame in `out` (same length: every style keeps the byte length) and the rules that fired.
   bool mask_row(Bytes frame, const DataRow& row, std::string& out);
+  // A CopyData frame from the upstream (COPY TO STDOUT): its bytes scanned like a value.
+  bool mask_copy_data(Bytes frame, const CopyData& data, std::string& out);
+  // ErrorResponse / NoticeResponse: every field value but severity and SQLSTATE (a constraint
+  // violation's DETAIL repeats the offending row).
+  bool mask_fields(Bytes frame, Bytes fields, std::string& out);
   // Text for the trail (statements, error fields): masked copy, or the text itself.
   std::string_view mask_text(std::string_view text, std::string& storage);
   const std::vector<std::string>& fired_rules() const { return fired_; }
@@ -80,6 +85,9 @@ class Guard {
     bool scan = true;  // text format, or a text-like type in binary
     bool binary = false;
   };
+
+  // Masks one value inside `frame` into `out` (a copy of the frame made on the first change).
+  void mask_in_frame(Bytes frame, std::string_view value, std::string& out, bool& changed);
 
   const mask::ConnectionPolicy* policy_ = nullptr;
   mask::Scratch* scratch_ = nullptr;

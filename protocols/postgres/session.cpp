@@ -849,6 +849,8 @@ class Session final : public engine::ProtocolSession {
           return stream(c, Side::kUpstream);
         case RowDescription::kType:
         case DataRow::kType:
+        case CopyData::kType:
+        case NoticeResponse::kType:
           if (guard_.mask_active()) break;
           stream_left_[1] = *frame_bytes;
           return stream(c, Side::kUpstream);
@@ -868,8 +870,28 @@ class Session final : public engine::ProtocolSession {
     if (const auto* done = std::get_if<CommandComplete>(&d.message)) {
       record(c, EventType::kCompletion, {Field{FieldTag::kTag, done->tag}});
     } else if (const auto* error = std::get_if<ErrorResponse>(&d.message)) {
-      record_upstream_error(c, *error);
       guard_.on_upstream_error();
+      if (guard_.mask_fields(*frame, error->fields, rewrite_)) {
+        // Recorded and sent as masked; the original never leaves the gateway.
+        gather_[1].drop(in);
+        const BackendDecoded masked = decode_backend_frame(as_bytes(rewrite_), ctx_.limits);
+        if (const auto* e = std::get_if<ErrorResponse>(&masked.message)) record_upstream_error(c, *e);
+        c.client().write(rewrite_);
+        return true;
+      }
+      record_upstream_error(c, *error);
+    } else if (const auto* notice = std::get_if<NoticeResponse>(&d.message)) {
+      if (guard_.mask_fields(*frame, notice->fields, rewrite_)) {
+        gather_[1].drop(in);
+        c.client().write(rewrite_);
+        return true;
+      }
+    } else if (const auto* copy = std::get_if<CopyData>(&d.message)) {
+      if (guard_.mask_copy_data(*frame, *copy, rewrite_)) {
+        gather_[1].drop(in);
+        c.client().write(rewrite_);
+        return true;
+      }
     } else if (const auto* status = std::get_if<ParameterStatus>(&d.message)) {
       guard_.on_parameter_status(status->name, status->value);
     } else if (const auto* rows = std::get_if<RowDescription>(&d.message)) {

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "tests/integration/support/gateway.hpp"
 #include "tests/integration/support/pq.hpp"
@@ -250,6 +252,31 @@ TEST(Guardrails, FunctionCallsAndLexerSettingsFromStartupAreRefused) {
   }
   auto fine = g.gw.psql(g.token, {"-c", "SELECT 'still fine'"});
   EXPECT_EQ(fine.exit_code, 0) << fine.err;
+}
+
+// `gatehouse check` compiles every rule: a valid policy is reported with its rule count, a broken
+// regex fails naming the file, the rule and Hyperscan's reason, and serving refuses it alike.
+TEST(Guardrails, CheckValidatesRulesWithoutServing) {
+  Guarded g;
+  auto ok = g.gw.cli({"check", "-c", g.gw.config_file().string()});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("5 guardrail rules"), std::string::npos) << ok.out;
+
+  std::ifstream in(g.gw.config_file());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  text.replace(text.find("regex: 'pg_sleep'"), 17, "regex: 'pg_sleep('");
+  text.replace(text.find("dir: trail"), 10, "dir: trail-of-broken");  // the running gateway owns its trail
+  const auto broken = g.gw.dir() / "broken.yaml";
+  std::ofstream(broken) << text;
+  auto bad = g.gw.cli({"check", "-c", broken.string()});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find(broken.string() + ": connections[0].deny[4].regex (rule 'no-sleep'): "), std::string::npos)
+      << bad.err;
+  auto serve = run({gatehouse_binary(), "serve", "-c", broken.string()}, {}, std::chrono::seconds(30));
+  EXPECT_NE(serve.exit_code, 0);
+  EXPECT_NE(serve.err.find("(rule 'no-sleep')"), std::string::npos) << serve.err;
 }
 
 }  // namespace
