@@ -137,7 +137,7 @@ trap 'exit 130' INT TERM
 
 wait_port_or_die() { wait_port "$1" || die "nothing listens on port $1 ($2)"; }
 ports=()
-while [ ${#ports[@]} -lt 6 ]; do
+while [ ${#ports[@]} -lt 7 ]; do
   p=$(free_port)
   [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
 done
@@ -235,17 +235,40 @@ start_pgbouncer pgbouncer "$pgb_port" session scram-sha-256 1000 100
 pgb_pid=$started_pid
 
 # ---- gatehouse ----------------------------------------------------------------------------------
-# Two instances: "gatehouse-bare" with recording.enabled: false (the relay alone, the passthrough
-# of the issue) and "gatehouse" with recording on (the product as deployed). Masking and SQL deny
-# rules come with a later issue. The second connection, bench_idle, goes through a
-# transaction-mode pgbouncer so that 10 000 idle logins do not need 10 000 PostgreSQL backends.
+# Three instances: "gatehouse-bare" with recording.enabled: false (the relay alone, the
+# passthrough of the issue), "gatehouse" with recording on (the product as deployed), and
+# "gatehouse-masked": recording, 20 mask patterns and SQL deny rules on the bench connection
+# (every statement parsed and judged, every result value scanned). The second connection,
+# bench_idle, goes through a transaction-mode pgbouncer so that 10 000 idle logins do not need
+# 10 000 PostgreSQL backends.
 gw_shards=${BENCH_GH_SHARDS:-0}
 gw_pin=${BENCH_GH_PIN:-false}
 gwb_port=${ports[5]}
-# start_gatehouse NAME DIR PORT RECORDING_ENABLED: writes the config, starts it (log
-# logs/NAME.log); sets started_pid.
+gwm_port=${ports[6]}
+# The guardrails of gatehouse-masked: 11 built-in detectors and 9 regexes (20 patterns; none
+# matches pgbench's rows, so the cost measured is the scanning), and deny rules by class and regex.
+guardrails_yaml='    deny:
+      - name: no-drops
+        statements: [drop, truncate, alter]
+      - name: no-unbounded-writes
+        statements: [delete_without_where, update_without_where]
+      - name: no-escape-hatches
+        statements: [copy_program, copy_file, alter_system, set_role, do, create_function,
+                     lo_export, lo_import, dblink_exec, role, grant]
+      - name: no-sleep
+        regex: pg_sleep
+    mask:'
+for d in card email iban us_ssn jwt aws_access_key_id aws_secret_key github_token slack_token \
+         private_key uri_password; do
+  guardrails_yaml+=$'\n'"      - {name: $d, detect: $d, style: keep_last, keep: 4}"
+done
+for i in 1 2 3 4 5 6 7 8 9; do
+  guardrails_yaml+=$'\n'"      - {name: custom-$i, regex: 'SECRET${i}-[A-Z0-9]{12}'}"
+done
+# start_gatehouse NAME DIR PORT RECORDING_ENABLED [BENCH_CONNECTION_YAML]: writes the config,
+# starts it (log logs/NAME.log); sets started_pid.
 start_gatehouse() {
-  local name=$1 dir=$2 port=$3 recording=$4
+  local name=$1 dir=$2 port=$3 recording=$4 rules=${5:-}
   mkdir -p "$dir"
   cat > "$dir/gatehouse.yaml" <<YAML
 node_id: bench
@@ -264,6 +287,7 @@ connections:
   - name: bench
     allow_groups: [bench]
     upstream: {host: 127.0.0.1, port: $pg_port, database: bench, user: bench, password_file: $work/svc/pg.pw}
+$rules
   - name: bench_idle
     allow_groups: [bench]
     upstream: {host: 127.0.0.1, port: $pgbi_port, database: bench, user: bench, password_file: $work/svc/pg.pw}
@@ -278,31 +302,36 @@ YAML
   pids_to_stop+=("$started_pid")
   wait_port_or_die "$port" "$name"
 }
-log "gatehouse on 127.0.0.1:$gw_port (recording), gatehouse-bare on 127.0.0.1:$gwb_port (no recording)"
+log "gatehouse on 127.0.0.1:$gw_port (recording), gatehouse-bare on 127.0.0.1:$gwb_port (no recording)," \
+  "gatehouse-masked on 127.0.0.1:$gwm_port (recording, masking, deny rules)"
 start_gatehouse gatehouse "$work/gw" "$gw_port" true
 gw_pid=$started_pid
 start_gatehouse gatehouse-bare "$work/gw-bare" "$gwb_port" false
 gwb_pid=$started_pid
+start_gatehouse gatehouse-masked "$work/gw-masked" "$gwm_port" true "$guardrails_yaml"
+gwm_pid=$started_pid
 token=$(cd "$work/gw" && "$gatehouse" token issue -c gatehouse.yaml --sub bench-user --groups bench \
   --act pgbench --ttl 12h)
-log "pids (for profilers): gatehouse $gw_pid, gatehouse-bare $gwb_pid, pgbouncer $pgb_pid, haproxy $hap_pid"
+log "pids (for profilers): gatehouse $gw_pid, gatehouse-bare $gwb_pid, gatehouse-masked $gwm_pid," \
+  "pgbouncer $pgb_pid, haproxy $hap_pid"
 gw_ready=$(grep -o 'ready: .*' "$work/logs/gatehouse.log" | head -n 1 | sed 's/, recording to .*//' || true)
 
 # ---- paths --------------------------------------------------------------------------------------
-paths="direct haproxy pgbouncer gatehouse-bare gatehouse"
+paths="direct haproxy pgbouncer gatehouse-bare gatehouse gatehouse-masked"
 declare -A port_of=([direct]=$pg_port [haproxy]=$hap_port [pgbouncer]=$pgb_port [gatehouse-bare]=$gwb_port
-  [gatehouse]=$gw_port)
+  [gatehouse]=$gw_port [gatehouse-masked]=$gwm_port)
 declare -A pid_of=([direct]="" [haproxy]=$hap_pid [pgbouncer]=$pgb_pid [gatehouse-bare]=$gwb_pid
-  [gatehouse]=$gw_pid)
+  [gatehouse]=$gw_pid [gatehouse-masked]=$gwm_pid)
 declare -A label_of=([direct]="direct" [haproxy]="haproxy (mode tcp)" [pgbouncer]="pgbouncer (session)"
   [gatehouse-bare]="gatehouse passthrough (no rules, recording off)"
-  [gatehouse]="gatehouse with recording")
+  [gatehouse]="gatehouse with recording"
+  [gatehouse-masked]="gatehouse recording + 20 mask patterns + SQL deny")
 password_of() { case "$1" in gatehouse*) echo "$token" ;; *) echo "$pg_password" ;; esac; }
 
 # A proxy that exited during the run ends the bench, with its log (the work folder is kept).
 check_alive() {
   local path pid
-  for path in haproxy pgbouncer gatehouse-bare gatehouse; do
+  for path in haproxy pgbouncer gatehouse-bare gatehouse gatehouse-masked; do
     pid=${pid_of[$path]}
     if ! kill -0 "$pid" 2>/dev/null; then
       tail -n 20 "$work/logs/$path.log" "$work/svc/pgbouncer/pgbouncer.log" 2>/dev/null | tail -n 20 >&2
@@ -521,7 +550,6 @@ report=$work/report.md
         echo "| $(title_of "$w") | ${label_of[$path]} | $(fmt_num "$(med "$w" "$path" tps)") |" \
              "$(fmt_num "$(med "$w" "$path" p50)") | $(fmt_num "$(med "$w" "$path" p99)") | $cpu |"
       done
-      echo "| $(title_of "$w") | gatehouse recording + 20 mask patterns + SQL deny | n/a (not implemented yet) | | | |"
     done
     echo
     echo "### Ratios (gatehouse over each path; TPS and CPU: medians; Δp50 = gatehouse p50 − direct p50)"
@@ -620,7 +648,7 @@ if [ -n "$results_file" ]; then
          "$(haproxy -v 2>/dev/null | head -n 1 | awk '{print $1, $2, $3}')"
     echo "- gatehouse: $gw_ready"
     echo "- settings: pgbench scale $scale, $duration s per run, $repeat repetitions, clients $clients_list," \
-         "paths interleaved (direct, haproxy, pgbouncer, gatehouse-bare, gatehouse) within each repetition, parts: $parts"
+         "paths interleaved (direct, haproxy, pgbouncer, gatehouse-bare, gatehouse, gatehouse-masked) within each repetition, parts: $parts"
     echo
     cat "$report"
     echo "<!-- bench.sh:end -->"
