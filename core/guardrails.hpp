@@ -11,42 +11,13 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/statement_class.hpp"
 
 namespace YAML {
 class Node;
 }
 
 namespace gh::config {
-
-// Statement classes a SQL rule can name; mask/sql_classifier.* finds them in the parse tree of
-// the real PostgreSQL grammar (libpg_query), wherever they are nested (CTEs, EXPLAIN, PREPARE).
-enum class StatementClass : uint8_t {
-  kDrop,                // DROP of any object (table, schema, database, role...)
-  kTruncate,
-  kDeleteWithoutWhere,  // DELETE without WHERE (WHERE CURRENT OF counts as a WHERE)
-  kUpdateWithoutWhere,
-  kDelete,              // any DELETE
-  kUpdate,              // any UPDATE
-  kInsert,              // any INSERT
-  kAlter,               // ALTER of any object but the system and roles (their own classes)
-  kGrant,               // GRANT, REVOKE (privileges and role membership), ALTER DEFAULT PRIVILEGES
-  kRole,                // CREATE / ALTER ROLE, USER, GROUP
-  kCopyProgram,         // COPY ... TO / FROM PROGRAM
-  kCopyFile,            // COPY ... TO / FROM a server-side file
-  kAlterSystem,
-  kSetRole,             // SET / RESET ROLE, SET SESSION AUTHORIZATION, set_config('role', ...)
-  kCreateFunction,      // CREATE [OR REPLACE] FUNCTION / PROCEDURE
-  kDo,                  // DO blocks
-  kLoExport,            // lo_export() anywhere in a statement
-  kLoImport,            // lo_import()
-  kDblinkExec,          // dblink_exec() (and dblink(), which runs SQL as well)
-};
-inline constexpr size_t kStatementClassCount = size_t(StatementClass::kDblinkExec) + 1;
-
-std::string_view statement_class_name(StatementClass c);  // "delete_without_where", ...
-std::optional<StatementClass> statement_class_by_name(std::string_view name);
-// Classes whose statements name tables (tables: / schemas: filters apply to them).
-bool statement_class_has_relations(StatementClass c);
 
 // A deny or approve rule: statement classes (optionally narrowed to tables or schemas), or a
 // regular expression over the statement text (Hyperscan syntax).

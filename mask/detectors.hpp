@@ -1,6 +1,6 @@
 // The built-in detectors: their Hyperscan expressions and the checks that confirm a candidate
-// (Luhn, IBAN mod-97, SSN ranges) and narrow it to the secret itself. Must not know sockets
-// or files.
+// (Luhn, IBAN mod-97, SSN ranges) and narrow it to the secret itself. Must not know sockets,
+// files or gh::Result (the clang fuzz build compiles it, and its std::expected is missing).
 #pragma once
 
 #include <cstddef>
@@ -54,6 +54,9 @@ struct Core {
 // IBAN failing mod-97...). kRegex returns the whole match.
 std::optional<Core> confirm(Detector d, std::string_view match);
 
+// Luhn (mod 10) check over the digits of `text`, ignoring spaces and dashes; false when fewer
+// than 12 or more than 19 digits or any other character (ISO/IEC 7812-1, Annex B).
+bool luhn_valid(std::string_view text);
 // ISO 13616 check: country letters, two check digits, 11 to 30 alphanumerics (spaces ignored),
 // and the number mod 97 equal to 1.
 bool iban_valid(std::string_view text);

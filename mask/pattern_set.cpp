@@ -1,4 +1,4 @@
-// Hyperscan block-mode pattern sets and the Luhn check.
+// Hyperscan block-mode pattern sets.
 // Must not know sockets or files.
 #include "mask/pattern_set.hpp"
 
@@ -80,25 +80,6 @@ Scratch::Scratch(Scratch&& o) noexcept : scratch_(std::exchange(o.scratch_, null
 Scratch& Scratch::operator=(Scratch&& o) noexcept {
   std::swap(scratch_, o.scratch_);
   return *this;
-}
-
-bool luhn_valid(std::string_view text) {
-  int sum = 0;
-  int digits = 0;
-  // From the rightmost digit, double every second one (ISO/IEC 7812-1 Annex B).
-  for (auto it = text.rbegin(); it != text.rend(); ++it) {
-    const char c = *it;
-    if (c == ' ' || c == '-') continue;
-    if (c < '0' || c > '9') return false;
-    int d = c - '0';
-    if (digits % 2 == 1) {
-      d *= 2;
-      if (d > 9) d -= 9;
-    }
-    sum += d;
-    ++digits;
-  }
-  return digits >= 12 && digits <= 19 && sum % 10 == 0;
 }
 
 }  // namespace gh::mask

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "mask/detectors.hpp"  // luhn_valid, used with pattern sets
 
 struct hs_database;
 struct hs_scratch;
@@ -76,8 +77,5 @@ class Scratch {
   hs_scratch* scratch_ = nullptr;
 };
 
-// Luhn (mod 10) check over the digits of `text`, ignoring spaces and dashes; false when fewer
-// than 12 digits or any other character (payment card numbers are 12 to 19 digits).
-bool luhn_valid(std::string_view text);
 
 }  // namespace gh::mask

@@ -1,4 +1,4 @@
-// Replacement styles (see replace.hpp). Must not know sockets or files.
+// Replacement styles (see replace.hpp). Must not know sockets, files or gh::Result (fuzz build).
 #include "mask/replace.hpp"
 
 #include <openssl/evp.h>

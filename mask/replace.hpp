@@ -1,7 +1,7 @@
 // Replacement styles for masked bytes: a fixed mask character, keep the last N characters, or a
 // keyed hash (HMAC-SHA-256) that maps equal inputs to equal tokens. Every style keeps the byte
 // length, so that a value masked in pieces as it streams equals the value masked whole, and no
-// message length changes. Must not know sockets or files.
+// message length changes. Must not know sockets, files or gh::Result (fuzz build).
 #pragma once
 
 #include <cstdint>

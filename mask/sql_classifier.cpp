@@ -303,6 +303,31 @@ class Walker {
   uint32_t index_ = 0;
 };
 
+// Replaces every byte that does not belong to a well-formed UTF-8 sequence with '?'.
+void replace_invalid_utf8(std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    size_t n = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xe ? 3 : (b >> 3) == 0x1e ? 4 : 0;
+    bool ok = n > 0 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 0x2;
+    if (ok && n == 2) ok = b >= 0xc2;  // no overlong forms
+    if (ok && n == 3) {
+      const auto b1 = static_cast<unsigned char>(s[i + 1]);
+      ok = !(b == 0xe0 && b1 < 0xa0) && !(b == 0xed && b1 >= 0xa0);  // overlong, surrogates
+    }
+    if (ok && n == 4) {
+      const auto b1 = static_cast<unsigned char>(s[i + 1]);
+      ok = b <= 0xf4 && !(b == 0xf0 && b1 < 0x90) && !(b == 0xf4 && b1 >= 0x90);
+    }
+    if (!ok) {
+      s[i] = '?';
+      n = 1;
+    }
+    i += n;
+  }
+}
+
 }  // namespace
 
 bool Classification::has(config::StatementClass c) const {
@@ -319,9 +344,13 @@ Classification classify_sql(std::string_view sql) {
     pg_query_free_parse_result(result);
     return out;
   }
+  // The tree's strings are the statement's bytes, which need not be UTF-8 (a LATIN1 client);
+  // JSON wants UTF-8, so stray bytes become '?' (the tree's structure is ASCII).
+  std::string tree_text = result.parse_tree;
+  pg_query_free_parse_result(result);
+  replace_invalid_utf8(tree_text);
   try {
-    const json tree = json::parse(result.parse_tree);
-    pg_query_free_parse_result(result);
+    const json tree = json::parse(tree_text);
     Walker walker(out);
     const json& stmts = tree.at("stmts");
     uint32_t index = 0;

@@ -1,6 +1,6 @@
 // SQL statement classification with the real PostgreSQL grammar (libpg_query, PostgreSQL 15):
 // which statement classes a text holds and which tables they name, wherever they are nested.
-// Must not know sockets, files or sessions.
+// Must not know sockets, files, sessions or gh::Result (the clang fuzz build compiles it).
 #pragma once
 
 #include <cstdint>
@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/guardrails.hpp"
+#include "core/statement_class.hpp"
 
 namespace gh::mask {
 

@@ -95,6 +95,14 @@ TEST(SqlClassifier, FiltersMatchQualifiedAndUnqualifiedNames) {
   EXPECT_TRUE(schema_filter_matches("public", Relation{"", "x"}));
 }
 
+// Statements in a single-byte client encoding (LATIN1 here) are not UTF-8; they still classify.
+TEST(SqlClassifier, BytesThatAreNotUtf8StillClassify) {
+  const Classification c = classify_sql("SELECT 'caf\xe9'; DROP TABLE \"t\xe9\"");
+  ASSERT_TRUE(c.parsed) << c.parse_error;
+  EXPECT_TRUE(c.has(StatementClass::kDrop));
+  EXPECT_EQ(c.statement_count, 2u);
+}
+
 TEST(SqlClassifier, TextThatDoesNotParseIsReported) {
   for (const char* sql : {"DROP TABLE", "SELECT 'unterminated", "SELEC 1", "DROP /* unterminated"}) {
     const Classification c = classify_sql(sql);
