@@ -198,17 +198,20 @@ size_t MaskPolicy::mask_value(std::string_view value, Scratch& scratch, std::str
     return 1;
   }
   size_t replaced = 0;
+  size_t kept = 0;  // confirmed matches are compacted to the front, so callers see only them
   for (const Match& m : matches) {
     const PatternOwner& owner = owners_[m.pattern];
     const std::string_view candidate = value.substr(m.from, m.to - m.from);
     auto core = confirm(owner.detector, candidate);
     if (!core || core->to <= core->from) continue;
+    matches[kept++] = m;
     if (replaced == 0) out.assign(value);
     const size_t from = m.from + core->from;
     // Each replacement reads the original value, so overlapping matches never hash a mask.
     replace(rules_[owner.rule].replacement, value.substr(from, core->to - core->from), out.data() + from);
     ++replaced;
   }
+  matches.resize(kept);
   return replaced;
 }
 

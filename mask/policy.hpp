@@ -74,7 +74,8 @@ class MaskPolicy {
   // The mask rule that takes a whole column by its name, if any (-1: none).
   int column_rule(std::string_view column_name) const;
   // Masks `value` into `out` (resized to value.size(); every style keeps the length). Returns
-  // the number of secrets replaced; 0 leaves `out` unspecified. `matches` is scratch space.
+  // the number of secrets replaced; 0 leaves `out` unspecified. `matches` is scratch space that
+  // ends holding the confirmed matches (those replaced).
   size_t mask_value(std::string_view value, Scratch& scratch, std::string& out,
                     std::vector<Match>& matches) const;
   // A whole value replaced by rule `rule` (column rules); `binary`: a binary-format value of a

@@ -254,6 +254,42 @@ TEST(Guardrails, FunctionCallsAndLexerSettingsFromStartupAreRefused) {
   EXPECT_EQ(fine.exit_code, 0) << fine.err;
 }
 
+// pgbench custom scripts in each query mode (simple, extended, prepared): the refused command
+// ends the script with the rule's error, the table is unchanged, and an allowed script runs.
+TEST(Guardrails, PgbenchCustomScriptsAreRefusedInEveryQueryMode) {
+  Guarded g;
+  const std::string before = fingerprint(g.pg);
+  auto pgbench = [&](const std::string& mode, const std::string& script, const std::string& transactions) {
+    const auto file = g.gw.dir() / "script.sql";
+    std::ofstream(file) << script;
+    return run({"pgbench", "-n", "-h", "127.0.0.1", "-p", std::to_string(g.gw.port()), "-U", "alice", "-M", mode,
+                "-t", transactions, "-f", file.string(), "appdb"},
+               {{"PGPASSWORD", g.token}, {"PGSSLMODE", "disable"}, {"PGCONNECT_TIMEOUT", "10"}},
+               std::chrono::seconds(60));
+  };
+  const struct {
+    std::string script;
+    std::string rule;
+  } scripts[] = {
+      {"DROP TABLE app.victims;\n", "no-drops"},
+      {"\\set id random(1, 3)\nDELETE FROM app.victims WHERE id = :id;\n", "victims-frozen"},
+      {"WITH x AS (UPDATE app.victims SET note = 'x' RETURNING id) SELECT count(*) FROM x;\n", "no-unbounded-writes"},
+      {"SELECT lo_import('/etc/hostname');\n", "no-escape-hatches"},
+  };
+  for (const std::string mode : {"simple", "extended", "prepared"}) {
+    for (const auto& sc : scripts) {
+      SCOPED_TRACE(mode + ": " + sc.script);
+      auto r = pgbench(mode, sc.script, "1");
+      EXPECT_NE(r.exit_code, 0) << r.out;
+      EXPECT_NE(r.err.find("statement refused by gatehouse rule \"" + sc.rule + "\""), std::string::npos) << r.err;
+      EXPECT_EQ(fingerprint(g.pg), before);
+    }
+    auto ok = pgbench(mode, "\\set id random(1, 3)\nSELECT note FROM app.victims WHERE id = :id;\n", "20");
+    EXPECT_EQ(ok.exit_code, 0) << ok.err;
+    EXPECT_NE(ok.out.find("number of transactions actually processed: 20/20"), std::string::npos) << ok.out;
+  }
+}
+
 // `gatehouse check` compiles every rule: a valid policy is reported with its rule count, a broken
 // regex fails naming the file, the rule and Hyperscan's reason, and serving refuses it alike.
 TEST(Guardrails, CheckValidatesRulesWithoutServing) {

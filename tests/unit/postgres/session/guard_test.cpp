@@ -95,6 +95,14 @@ TEST(Guard, DataRowsAreMaskedInPlaceWithTheirLengths) {
   EXPECT_EQ(got[2], std::nullopt);
   EXPECT_EQ(p.guard.fired_rules(), (std::vector<std::string>{"cards", "ssn-column"}));
 
+  // Only confirmed secrets count as fired: a number failing Luhn is neither masked nor named.
+  std::string near;
+  const ColumnValue almost[] = {std::string_view("4111111111111112"), std::string_view("078-05-1120"), std::nullopt};
+  encode_data_row(near, almost);
+  ASSERT_TRUE(p.guard.mask_row(bytes(near), std::get<DataRow>(decode(near)), out));
+  EXPECT_NE(out.find("4111111111111112"), std::string::npos);
+  EXPECT_EQ(p.guard.fired_rules(), std::vector<std::string>{"ssn-column"});
+
   // Nothing to mask: the frame is left for the zero-copy path.
   std::string plain;
   const ColumnValue clean[] = {std::string_view("nothing here"), std::nullopt, std::string_view("1")};
