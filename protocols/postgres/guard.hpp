@@ -21,9 +21,12 @@ inline constexpr std::string_view kInsufficientPrivilege = "42501";
 class Guard {
  public:
   // At login: the connection's compiled policy (null: no guardrails) and the shard's scratch.
-  void start(const mask::ConnectionPolicy* policy, mask::Scratch* scratch) {
+  // `verdicts`: the shard's cache for this policy (may be null).
+  void start(const mask::ConnectionPolicy* policy, mask::Scratch* scratch,
+             mask::VerdictCache* verdicts = nullptr) {
     policy_ = policy;
     scratch_ = scratch;
+    verdicts_ = verdicts;
   }
   bool sql_active() const { return policy_ != nullptr && !policy_->sql.empty(); }
   bool mask_active() const { return policy_ != nullptr && !policy_->mask.empty(); }
@@ -91,6 +94,7 @@ class Guard {
 
   const mask::ConnectionPolicy* policy_ = nullptr;
   mask::Scratch* scratch_ = nullptr;
+  mask::VerdictCache* verdicts_ = nullptr;
   std::deque<Refusal> refusals_;
   uint64_t ready_count_ = 0;
   bool upstream_error_in_cycle_ = false;

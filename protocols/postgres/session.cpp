@@ -492,7 +492,7 @@ class Session final : public engine::ProtocolSession {
     }
     connection_ = connection;
     if (auto p = ctx_.policies.find(connection->name); p != ctx_.policies.end())
-      guard_.start(p->second, &ctx_.shards[shard_]->scratch);
+      guard_.start(p->second, &ctx_.shards[shard_]->scratch, &ctx_.shards[shard_]->verdicts[p->second]);
     chain_ = identity->chain();
     groups_ = identity->groups;
     std::vector<Field> fields{{FieldTag::kProtocol, "postgres"},

@@ -38,10 +38,11 @@ struct Policy {
     policy.sql = std::move(*mask::SqlPolicy::compile(g, "t.yaml"));
     policy.mask = std::move(*mask::MaskPolicy::compile(g, "t.yaml"));
     EXPECT_TRUE(policy.mask.patterns()->grow_scratch(scratch));
-    guard.start(&policy, &scratch);
+    guard.start(&policy, &scratch, &verdicts);
   }
   mask::ConnectionPolicy policy;
   mask::Scratch scratch;
+  mask::VerdictCache verdicts;
   Guard guard;
 };
 
@@ -49,6 +50,15 @@ TEST(Guard, RefusalsGoOutBeforeTheirOwnReadyForQuery) {
   Policy p;
   const mask::SqlVerdict v = p.guard.judge("SELECT 1; DROP TABLE t");
   ASSERT_FALSE(v.allowed());
+  EXPECT_EQ(p.verdicts.size(), 1u);  // judged once, then from the shard's cache
+  EXPECT_EQ(p.guard.judge("SELECT 1; DROP TABLE t").reason, v.reason);
+  EXPECT_TRUE(p.guard.judge("SELECT 1").allowed());
+  EXPECT_EQ(p.verdicts.size(), 2u);
+  // A session whose settings the parser cannot follow is refused whatever the cache holds.
+  Guard hazard;
+  hazard.start(&p.policy, &p.scratch, &p.verdicts);
+  hazard.on_parameter_status("standard_conforming_strings", "off");
+  EXPECT_EQ(hazard.judge("SELECT 1").rule, mask::kRuleLexerSettings);
   const std::string error = Guard::refusal_error(v);
   const BackendMessage decoded = decode(error);
   const auto* e = std::get_if<ErrorResponse>(&decoded);
