@@ -14,12 +14,14 @@ namespace gh::config {
 enum class StatementClass : uint8_t {
   kDrop,                // DROP of any object (table, schema, database, role...)
   kTruncate,
-  kDeleteWithoutWhere,  // DELETE without WHERE (WHERE CURRENT OF counts as a WHERE)
+  // DELETE without WHERE (WHERE CURRENT OF counts as one), MERGE ... WHEN MATCHED THEN DELETE
+  // without an AND condition (its ON condition joins, it does not filter)
+  kDeleteWithoutWhere,
   kUpdateWithoutWhere,
-  kDelete,              // any DELETE
-  kUpdate,              // any UPDATE
-  kInsert,              // any INSERT
-  kAlter,               // ALTER of any object but the system and roles (their own classes)
+  kDelete,              // any DELETE, MERGE ... DELETE
+  kUpdate,              // any UPDATE, MERGE ... UPDATE, INSERT ... ON CONFLICT DO UPDATE
+  kInsert,              // any INSERT, MERGE ... INSERT, COPY ... FROM
+  kAlter,  // ALTER of any object but the system and roles (their own classes), REASSIGN OWNED
   kGrant,               // GRANT, REVOKE (privileges and role membership), ALTER DEFAULT PRIVILEGES
   kRole,                // CREATE / ALTER ROLE, USER, GROUP
   kCopyProgram,         // COPY ... TO / FROM PROGRAM

@@ -137,6 +137,14 @@ class Walker {
       }
     } else if (type == "InsertStmt") {
       relation_field(StatementClass::kInsert, body);
+      // INSERT ... ON CONFLICT DO UPDATE updates the rows it collides with.
+      if (auto conflict = body.find("onConflictClause");
+          conflict != body.end() && conflict->value("action", "") == "ONCONFLICT_UPDATE")
+        relation_field(StatementClass::kUpdate, body);
+    } else if (type == "MergeStmt") {
+      merge(body);
+    } else if (type == "ReassignOwnedStmt") {
+      add(StatementClass::kAlter);
     } else if (type == "TruncateStmt") {
       bool any = false;
       if (auto rels = body.find("relations"); rels != body.end() && rels->is_array()) {
@@ -166,6 +174,8 @@ class Walker {
       const bool program = body.value("is_program", false);
       const bool file = body.contains("filename");
       if (program || file) relation_field(program ? StatementClass::kCopyProgram : StatementClass::kCopyFile, body);
+      // COPY ... FROM (STDIN, a file or a program) inserts rows.
+      if (body.value("is_from", false)) relation_field(StatementClass::kInsert, body);
     } else if (type == "VariableSetStmt") {
       variable_set(body);
     } else if (type == "CreateFunctionStmt") {
@@ -174,6 +184,28 @@ class Walker {
       add(StatementClass::kDo);
     } else if (type == "FuncCall") {
       function_call(body);
+    }
+  }
+
+  // MERGE: each WHEN clause's action on the target. Its ON condition joins, it does not filter
+  // (ON true reaches every row), so only a WHEN ... AND condition counts as a WHERE.
+  void merge(const json& body) {
+    auto whens = body.find("mergeWhenClauses");
+    if (whens == body.end() || !whens->is_array()) return;
+    for (const json& w : *whens) {
+      if (!w.is_object() || !w.contains("MergeWhenClause")) continue;
+      const json& clause = w["MergeWhenClause"];
+      const std::string command = clause.value("commandType", "");
+      const bool filtered = clause.contains("condition");
+      if (command == "CMD_DELETE") {
+        relation_field(StatementClass::kDelete, body);
+        if (!filtered) relation_field(StatementClass::kDeleteWithoutWhere, body);
+      } else if (command == "CMD_UPDATE") {
+        relation_field(StatementClass::kUpdate, body);
+        if (!filtered) relation_field(StatementClass::kUpdateWithoutWhere, body);
+      } else if (command == "CMD_INSERT") {
+        relation_field(StatementClass::kInsert, body);
+      }
     }
   }
 

@@ -112,6 +112,10 @@ TEST(Guardrails, BypassAttemptsAreRefusedAndNeverReachTheDatabase) {
       {"INSERT INTO app.victims VALUES (4, 'four')", "victims-frozen"},
       {"ALTER TABLE app.victims DROP COLUMN note", "victims-frozen"},
       {"ALTER TABLE app.victims RENAME TO safe", "victims-frozen"},
+      {"COPY app.victims FROM STDIN", "victims-frozen"},
+      {"INSERT INTO app.scratch VALUES (9) ON CONFLICT DO NOTHING; "
+       "MERGE INTO app.victims v USING (SELECT 1) s ON true WHEN MATCHED THEN DELETE",
+       "no-unbounded-writes"},
       {"DO $$ BEGIN EXECUTE 'DROP TABLE app.victims'; END $$", "no-escape-hatches"},
       {"CREATE FUNCTION evil() RETURNS void LANGUAGE sql AS 'DELETE FROM app.victims'", "no-escape-hatches"},
       {"COPY app.victims TO PROGRAM 'cat > /dev/null'", "no-escape-hatches"},
