@@ -58,18 +58,24 @@ constexpr std::array<std::string_view, 1> kUriPassword = {
     R"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:[^\s@/]+@)",
 };
 
+// Necessary conditions: a card's first eight digits (an optional separator after four), an
+// IBAN's country, check digits and first four characters.
+constexpr std::array<std::string_view, 1> kCardPrefilter = {R"([2-6][0-9]{3}[ -]?[0-9]{4})"};
+constexpr std::array<std::string_view, 1> kIbanPrefilter = {R"([A-Z]{2}[0-9]{2} ?[A-Z0-9]{4})"};
+constexpr std::span<const std::string_view> kNone;
+
 constexpr std::array<DetectorSpec, 11> kDetectors = {{
-    {Detector::kCard, "card", kCard, 40},
-    {Detector::kEmail, "email", kEmail, 320},
-    {Detector::kIban, "iban", kIban, 48},
-    {Detector::kUsSsn, "us_ssn", kUsSsn, 13},
-    {Detector::kJwt, "jwt", kJwt, 16384},
-    {Detector::kAwsAccessKeyId, "aws_access_key_id", kAwsAccessKeyId, 22},
-    {Detector::kAwsSecretKey, "aws_secret_key", kAwsSecretKey, 160},
-    {Detector::kGithubToken, "github_token", kGithubToken, 300},
-    {Detector::kSlackToken, "slack_token", kSlackToken, 300},
-    {Detector::kPrivateKey, "private_key", kPrivateKey, 16384},
-    {Detector::kUriPassword, "uri_password", kUriPassword, 600},
+    {Detector::kCard, "card", kCard, 40, kCardPrefilter},
+    {Detector::kEmail, "email", kEmail, 320, kNone},
+    {Detector::kIban, "iban", kIban, 48, kIbanPrefilter},
+    {Detector::kUsSsn, "us_ssn", kUsSsn, 13, kNone},
+    {Detector::kJwt, "jwt", kJwt, 16384, kNone},
+    {Detector::kAwsAccessKeyId, "aws_access_key_id", kAwsAccessKeyId, 22, kNone},
+    {Detector::kAwsSecretKey, "aws_secret_key", kAwsSecretKey, 160, kNone},
+    {Detector::kGithubToken, "github_token", kGithubToken, 300, kNone},
+    {Detector::kSlackToken, "slack_token", kSlackToken, 300, kNone},
+    {Detector::kPrivateKey, "private_key", kPrivateKey, 16384, kNone},
+    {Detector::kUriPassword, "uri_password", kUriPassword, 600, kNone},
 }};
 
 // Drops one leading and one trailing character when they fail `keep` (the boundary characters

@@ -73,6 +73,17 @@ Result<void> PatternSet::scan(std::string_view text, Scratch& scratch, std::vect
   return {};
 }
 
+Result<bool> PatternSet::matches_any(std::string_view text, Scratch& scratch) const {
+  auto on_match = [](unsigned, unsigned long long, unsigned long long, unsigned, void*) -> int {
+    return 1;  // stop: one match answers the question
+  };
+  const hs_error_t rc =
+      hs_scan(database_, text.data(), unsigned(text.size()), 0, scratch.scratch_, on_match, nullptr);
+  if (rc == HS_SCAN_TERMINATED) return true;
+  if (rc != HS_SUCCESS) return fail("Hyperscan scan failed");
+  return false;
+}
+
 Scratch::~Scratch() {
   if (scratch_) hs_free_scratch(scratch_);
 }

@@ -53,6 +53,8 @@ class PatternSet {
   Result<void> grow_scratch(Scratch& scratch) const;
   // Every match (leftmost start), in the order Hyperscan reports them (by end offset).
   Result<void> scan(std::string_view text, Scratch& scratch, std::vector<Match>& out) const;
+  // Whether any pattern matches; stops at the first match (the cheap test before a full scan).
+  Result<bool> matches_any(std::string_view text, Scratch& scratch) const;
   const Pattern& pattern(uint32_t id) const { return patterns_[id]; }
   size_t size() const { return patterns_.size(); }
 

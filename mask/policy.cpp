@@ -129,6 +129,7 @@ SqlVerdict SqlPolicy::judge_function_call() const {
 Result<MaskPolicy> MaskPolicy::compile(const config::Guardrails& g, const std::string& source) {
   MaskPolicy p;
   std::vector<Pattern> patterns;
+  std::vector<Pattern> prefilters;
   for (size_t i = 0; i < g.mask.size(); ++i) {
     const config::MaskRule& r = g.mask[i];
     Rule rule;
@@ -152,13 +153,17 @@ Result<MaskPolicy> MaskPolicy::compile(const config::Guardrails& g, const std::s
         return fail(rule_error(source, r.path + ".detect", r.name,
                                fmt::format("unknown detector '{}' (known: {})", r.detector, known)));
       }
-      for (std::string_view e : detector_spec(*d)->expressions) {
+      const DetectorSpec* spec = detector_spec(*d);
+      for (std::string_view e : spec->expressions) {
         own.push_back(Pattern{r.name, std::string(e), false, false});
         own_owners.push_back(PatternOwner{index, *d});
       }
+      for (std::string_view e : spec->prefilter.empty() ? spec->expressions : spec->prefilter)
+        prefilters.push_back(Pattern{r.name, std::string(e), false, false});
     } else if (!r.regex.empty()) {
       own.push_back(Pattern{r.name, r.regex, r.caseless, false});
       own_owners.push_back(PatternOwner{index, Detector::kRegex});
+      prefilters.push_back(own.back());
     }
     if (!own.empty()) {
       auto alone = PatternSet::compile(own, true);
@@ -170,6 +175,9 @@ Result<MaskPolicy> MaskPolicy::compile(const config::Guardrails& g, const std::s
     p.rules_.push_back(std::move(rule));
   }
   if (!patterns.empty()) {
+    auto prefilter = PatternSet::compile(std::move(prefilters), false);
+    if (!prefilter) return fail(fmt::format("{}: mask rules: {}", source, prefilter.error().message));
+    p.prefilter_ = std::move(*prefilter);
     auto set = PatternSet::compile(std::move(patterns), true);
     if (!set) return fail(fmt::format("{}: mask rules: {}", source, set.error().message));
     p.patterns_ = std::move(*set);
@@ -192,7 +200,9 @@ size_t MaskPolicy::mask_value(std::string_view value, Scratch& scratch, std::str
                               std::vector<Match>& matches) const {
   if (!patterns_ || value.empty()) return 0;
   matches.clear();
-  if (!patterns_->scan(value, scratch, matches)) {
+  auto any = prefilter_->matches_any(value, scratch);
+  if (any && !*any) return 0;
+  if (!any || !patterns_->scan(value, scratch, matches)) {
     // A failed scan must not let the value through unmasked: the whole value is replaced.
     out.assign(value.size(), '*');
     return 1;

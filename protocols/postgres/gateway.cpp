@@ -30,7 +30,8 @@ Result<std::unique_ptr<Gateway>> Gateway::create(const config::Config& config,
   for (size_t i = 0; i < config.connections.size(); ++i) {
     const mask::ConnectionPolicy* policy = g->policies_[i].get();
     g->context_.policies[config.connections[i].name] = policy;
-    for (const mask::PatternSet* set : {policy->sql.regexes(), policy->mask.patterns()}) {
+    for (const mask::PatternSet* set :
+         {policy->sql.regexes(), policy->mask.patterns(), policy->mask.prefilter()}) {
       if (set == nullptr) continue;
       for (auto& shard : g->shard_states_) {
         if (auto r = set->grow_scratch(shard->scratch); !r) return std::unexpected(r.error());

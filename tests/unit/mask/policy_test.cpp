@@ -117,7 +117,7 @@ struct Masker {
     EXPECT_TRUE(compiled) << (compiled ? "" : compiled.error().message);
     policy.emplace(std::move(*compiled));
     if (policy->patterns()) {
-      EXPECT_TRUE(policy->patterns()->grow_scratch(scratch));
+      EXPECT_TRUE(policy->grow_scratch(scratch));
     }
   }
   std::string operator()(std::string_view value) {
@@ -140,6 +140,9 @@ TEST(MaskPolicy, BuiltInDetectorsConfirmBeforeMasking) {
   Masker mask(g);
   EXPECT_EQ(mask("card 4111 1111 1111 1111 ok"), "card ******************* ok");
   EXPECT_EQ(mask("4111111111111112"), "4111111111111112");  // fails Luhn
+  EXPECT_EQ(mask("amex 3782 822463 10005."), "amex *****************.");  // 4-6-5 groups
+  EXPECT_EQ(mask("x5555-5555-5555-4444y"), "x*******************y");
+  EXPECT_EQ(mask("iban DE89370400440532013000"), "iban **********************");
   EXPECT_EQ(mask("mail alice@example.com."), "mail *****************.");
   EXPECT_EQ(mask("GB82 WEST 1234 5698 7654 32"), "***************************");
   EXPECT_EQ(mask("GB82 WEST 1234 5698 7654 33"), "GB82 WEST 1234 5698 7654 33");  // fails mod-97

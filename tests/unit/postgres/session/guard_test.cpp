@@ -37,7 +37,7 @@ struct Policy {
     g.mask.push_back(ssn);
     policy.sql = std::move(*mask::SqlPolicy::compile(g, "t.yaml"));
     policy.mask = std::move(*mask::MaskPolicy::compile(g, "t.yaml"));
-    EXPECT_TRUE(policy.mask.patterns()->grow_scratch(scratch));
+    EXPECT_TRUE(policy.mask.grow_scratch(scratch));
     guard.start(&policy, &scratch, &verdicts);
   }
   mask::ConnectionPolicy policy;
