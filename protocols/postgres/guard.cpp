@@ -127,6 +127,7 @@ void Guard::mask_in_frame(Bytes frame, std::string_view value, std::string& out,
   if (!changed) out.assign(base, frame.size());
   std::memcpy(out.data() + (value.data() - base), value_.data(), value.size());
   changed = true;
+  if (value_.capacity() > (64u << 10)) std::string().swap(value_);  // no large buffer kept
   for (const mask::Match& m : matches_) {
     const std::string& name = policy_->mask.patterns()->pattern(m.pattern).name;
     if (std::find(fired_.begin(), fired_.end(), name) == fired_.end()) fired_.push_back(name);

@@ -877,6 +877,7 @@ class Session final : public engine::ProtocolSession {
         const BackendDecoded masked = decode_backend_frame(as_bytes(rewrite_), ctx_.limits);
         if (const auto* e = std::get_if<ErrorResponse>(&masked.message)) record_upstream_error(c, *e);
         c.client().write(rewrite_);
+        release_if_large(rewrite_);
         return true;
       }
       record_upstream_error(c, *error);
@@ -884,12 +885,14 @@ class Session final : public engine::ProtocolSession {
       if (guard_.mask_fields(*frame, notice->fields, rewrite_)) {
         gather_[1].drop(in);
         c.client().write(rewrite_);
+        release_if_large(rewrite_);
         return true;
       }
     } else if (const auto* copy = std::get_if<CopyData>(&d.message)) {
       if (guard_.mask_copy_data(*frame, *copy, rewrite_)) {
         gather_[1].drop(in);
         c.client().write(rewrite_);
+        release_if_large(rewrite_);
         return true;
       }
     } else if (const auto* status = std::get_if<ParameterStatus>(&d.message)) {
@@ -901,6 +904,7 @@ class Session final : public engine::ProtocolSession {
         gather_[1].drop(in);
         c.client().write(rewrite_);
         record_masked_row(c);
+        release_if_large(rewrite_);
         return true;
       }
     } else if (const auto* ready = std::get_if<ReadyForQuery>(&d.message)) {
@@ -919,6 +923,11 @@ class Session final : public engine::ProtocolSession {
     }
     gather_[1].forward(c, Side::kUpstream);
     return true;
+  }
+
+  // A masked message far larger than usual keeps no memory once sent (idle sessions stay small).
+  static void release_if_large(std::string& s) {
+    if (s.capacity() > (64u << 10)) std::string().swap(s);
   }
 
   // Passes the rest of the current message on without looking at it.
