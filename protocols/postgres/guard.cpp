@@ -56,16 +56,31 @@ std::string Guard::refusal_error(const mask::SqlVerdict& v) {
   return out;
 }
 
-std::string Guard::before_ready() {
-  ++ready_count_;
-  std::string error;
-  while (!refusals_.empty() && refusals_.front().ready <= ready_count_) {
-    if (refusals_.front().ready == ready_count_ && !upstream_error_in_cycle_ && error.empty())
-      error = std::move(refusals_.front().error);
-    refusals_.pop_front();
+std::string Guard::stand_in(bool parse, std::string_view statement_name, uint64_t ready, std::string error) {
+  refusals_.push_back({ready, std::move(error)});
+  std::string out;
+  if (parse) {
+    encode_parse(out, statement_name, kStandIn, {});
+  } else {
+    encode_query(out, kStandIn);
   }
-  upstream_error_in_cycle_ = false;
-  return error;
+  return out;
+}
+
+std::string Guard::take_refusal(const ErrorResponse& error) {
+  // The server reports a syntax error (42601) at the stand-in's only token.
+  if (refusals_.empty() || refusals_.front().ready != ready_count_ + 1 || error.field('C') != "42601")
+    return {};
+  const auto message = error.field('M');
+  if (!message || message->find(kStandIn) == std::string_view::npos) return {};
+  std::string refusal = std::move(refusals_.front().error);
+  refusals_.pop_front();
+  return refusal;
+}
+
+void Guard::on_ready() {
+  ++ready_count_;
+  while (!refusals_.empty() && refusals_.front().ready <= ready_count_) refusals_.pop_front();
 }
 
 void Guard::on_parameter_status(std::string_view name, std::string_view value) {

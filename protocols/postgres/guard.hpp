@@ -1,7 +1,8 @@
 // A session's guardrails on the PostgreSQL wire: judging statements against the connection's SQL
-// rules, keeping refusals in order with the upstream's answers (a refused message is replaced by
-// a Sync, and the error goes out just before the ReadyForQuery that answers it), and masking
-// DataRow values. Must not do I/O: the session moves the bytes.
+// rules, and masking DataRow, CopyData and error values. A refused statement never reaches the
+// server: a stand-in that fails to parse takes its place, so that the server itself aborts the
+// transaction and skips to Sync as for any error, keeping every answer in order; its syntax
+// error is swapped for the refusal on the way back. Must not do I/O: the session moves bytes.
 #pragma once
 
 #include <cstdint>
@@ -38,27 +39,18 @@ class Guard {
   static std::string refusal_message(const mask::SqlVerdict& v);
   static std::string refusal_error(const mask::SqlVerdict& v);
 
-  // A refused Query or FunctionCall: its error goes out before ReadyForQuery number `ready`
-  // (counted from the first one after login, from 1).
-  void refuse_at(uint64_t ready, std::string error) { refusals_.push_back({ready, std::move(error)}); }
-  // A refused extended-protocol message: the client's messages up to Sync are dropped, as the
-  // server drops them after an error; end_skip at that Sync hands the error to refuse_at.
-  void begin_skip(std::string error) {
-    if (!skipping_) skip_error_ = std::move(error);
-    skipping_ = true;
-  }
-  bool skipping() const { return skipping_; }
-  void end_skip(uint64_t ready) {
-    skipping_ = false;
-    refuse_at(ready, std::move(skip_error_));
-    skip_error_.clear();
-  }
+  // The message sent upstream in place of a refused one: a Query, or for a refused Parse a Parse
+  // of the same statement name, whose text fails to parse. `ready` is the number of the
+  // ReadyForQuery that closes its cycle (counted from the first after login, from 1).
+  std::string stand_in(bool parse, std::string_view statement_name, uint64_t ready, std::string error);
 
   // ---- upstream side ----
-  void on_upstream_error() { upstream_error_in_cycle_ = true; }
-  // Called for each ReadyForQuery before it is forwarded: the error to send first, if any (none
-  // when the upstream already reported an error in this cycle, as the server sends only one).
-  std::string before_ready();
+  // An upstream ErrorResponse: when it is a stand-in's syntax error, the refusal to send instead
+  // (the original is then dropped); otherwise empty.
+  std::string take_refusal(const ErrorResponse& error);
+  // Called for each ReadyForQuery: stand-ins of the cycle it ends that the server skipped (an
+  // earlier error in the same cycle) are forgotten.
+  void on_ready();
   uint64_t ready_count() const { return ready_count_; }
   // standard_conforming_strings and client_encoding as the server reports them: when they would
   // make the server read text differently from the parser, every statement is refused.
@@ -83,6 +75,8 @@ class Guard {
     uint64_t ready;
     std::string error;
   };
+  // The stand-in text: not SQL, so that the server answers with a syntax error naming it.
+  static constexpr std::string_view kStandIn = "gatehouse_refused_statement";
   struct Column {
     int rule = -1;  // a column rule, or -1
     bool scan = true;  // text format, or a text-like type in binary
@@ -97,9 +91,6 @@ class Guard {
   mask::VerdictCache* verdicts_ = nullptr;
   std::deque<Refusal> refusals_;
   uint64_t ready_count_ = 0;
-  bool upstream_error_in_cycle_ = false;
-  bool skipping_ = false;
-  std::string skip_error_;
   std::string lexer_hazard_;  // from ParameterStatus
   std::vector<Column> columns_;
   std::vector<mask::Match> matches_;

@@ -722,31 +722,12 @@ class Session final : public engine::ProtocolSession {
   bool step_client_ready(Connection& c) {
     Link& in = c.client();
     if (stream_left_[0] > 0) return stream(c, Side::kClient);
-    if (discard_left_ > 0) {
-      const uint64_t n = std::min(discard_left_, in.readable());
-      if (n == 0) return false;
-      in.consume(n);
-      discard_left_ -= n;
-      return true;
-    }
     const bool started = gather_[0].active();
     auto frame_bytes = next_frame_bytes(c, Side::kClient);
     if (!frame_bytes) return phase_ == Phase::kDone;
     if (!started) {
       char type = 0;
       in.peek(0, std::span(reinterpret_cast<std::byte*>(&type), 1));
-      if (guard_.skipping() && type != Sync::kType && type != Terminate::kType) {
-        // After a refused extended-protocol message the server would ignore everything up to
-        // Sync; so does the gateway, without forwarding it.
-        discard_left_ = *frame_bytes;
-        return true;
-      }
-      if (guard_.skipping() && type == Sync::kType) {
-        ++awaiting_ready_;
-        guard_.end_skip(guard_.ready_count() + awaiting_ready_);
-        stream_left_[0] = *frame_bytes;
-        return stream(c, Side::kClient);
-      }
       switch (type) {
         case Query::kType:
         case Parse::kType:
@@ -784,18 +765,18 @@ class Session final : public engine::ProtocolSession {
       ++awaiting_ready_;
       record_statement(c, "query", query->sql);
       if (guard_.sql_active()) {
-        if (auto v = guard_.judge(query->sql); !v.allowed()) return refuse_statement(c, v, false);
+        if (auto v = guard_.judge(query->sql); !v.allowed()) return refuse_statement(c, v, nullptr);
       }
     } else if (const auto* parse = std::get_if<Parse>(&d.message)) {
       record_statement(c, "parse", parse->query);
       if (guard_.sql_active()) {
-        if (auto v = guard_.judge(parse->query); !v.allowed()) return refuse_statement(c, v, true);
+        if (auto v = guard_.judge(parse->query); !v.allowed()) return refuse_statement(c, v, parse);
       }
     } else if (std::holds_alternative<FunctionCall>(d.message)) {
       // Only gathered when the connection has SQL rules.
       ++awaiting_ready_;
       record_statement(c, "function_call", "");
-      if (auto v = guard_.judge_function_call(); !v.allowed()) return refuse_statement(c, v, false);
+      if (auto v = guard_.judge_function_call(); !v.allowed()) return refuse_statement(c, v, nullptr);
     } else if (std::holds_alternative<Terminate>(d.message)) {
       gather_[0].forward(c, Side::kClient);
       end_session(c, "client terminated");
@@ -805,25 +786,22 @@ class Session final : public engine::ProtocolSession {
     return true;
   }
 
-  // A refused statement: never forwarded. A Query or FunctionCall is replaced by a Sync, whose
-  // ReadyForQuery carries the upstream's transaction status; the error goes out just before it,
-  // in order with the answers to earlier pipelined messages. A refused Parse starts the skip to
-  // the client's own Sync (extended query protocol, as the server does after an error).
-  bool refuse_statement(Connection& c, const mask::SqlVerdict& verdict, bool extended) {
+  // A refused statement never reaches the server: a stand-in that fails to parse goes in its
+  // place (a Query for a Query or FunctionCall, a Parse of the same name for a Parse), so that
+  // the server aborts the transaction and, in the extended protocol, skips to Sync exactly as
+  // after any error of its own; its syntax error comes back in order and is swapped for the
+  // refusal (guard.hpp).
+  bool refuse_statement(Connection& c, const mask::SqlVerdict& verdict, const Parse* parse) {
+    const uint64_t ready = guard_.ready_count() + awaiting_ready_ + (parse != nullptr ? 1 : 0);
+    const std::string stand_in = guard_.stand_in(parse != nullptr, parse != nullptr ? parse->statement : "",
+                                                 ready, Guard::refusal_error(verdict));
     gather_[0].drop(c.client());
     const std::string message = Guard::refusal_message(verdict);
     record(c, EventType::kError,
            {Field{FieldTag::kSqlState, kInsufficientPrivilege}, Field{FieldTag::kMessage, message},
             Field{FieldTag::kReason, verdict.reason}, Field{FieldTag::kOrigin, "gateway"},
             Field{FieldTag::kRule, verdict.rule}});
-    if (extended) {
-      guard_.begin_skip(Guard::refusal_error(verdict));
-      return true;
-    }
-    std::string sync;
-    encode_sync(sync);
-    c.upstream().write(sync);
-    guard_.refuse_at(guard_.ready_count() + awaiting_ready_, Guard::refusal_error(verdict));
+    c.upstream().write(stand_in);
     return true;
   }
 
@@ -870,7 +848,11 @@ class Session final : public engine::ProtocolSession {
     if (const auto* done = std::get_if<CommandComplete>(&d.message)) {
       record(c, EventType::kCompletion, {Field{FieldTag::kTag, done->tag}});
     } else if (const auto* error = std::get_if<ErrorResponse>(&d.message)) {
-      guard_.on_upstream_error();
+      if (std::string refusal = guard_.take_refusal(*error); !refusal.empty()) {
+        gather_[1].drop(in);  // the stand-in's syntax error: the refusal goes out instead
+        c.client().write(refusal);
+        return true;
+      }
       if (guard_.mask_fields(*frame, error->fields, rewrite_)) {
         // Recorded and sent as masked; the original never leaves the gateway.
         gather_[1].drop(in);
@@ -909,7 +891,7 @@ class Session final : public engine::ProtocolSession {
       }
     } else if (const auto* ready = std::get_if<ReadyForQuery>(&d.message)) {
       transaction_status_ = ready->status;
-      if (std::string refusal = guard_.before_ready(); !refusal.empty()) c.client().write(refusal);
+      guard_.on_ready();
       if (awaiting_ready_ > 0) --awaiting_ready_;
       gather_[1].forward(c, Side::kUpstream);
       if (drain_requested_ && awaiting_ready_ == 0) finish_drain(c);
@@ -1118,7 +1100,6 @@ class Session final : public engine::ProtocolSession {
   Gather gather_[2];
   uint64_t stream_left_[2] = {0, 0};
   Guard guard_;                // deny rules and masking (protocols/postgres/guard.hpp)
-  uint64_t discard_left_ = 0;  // client bytes dropped after a refused extended-protocol message
   std::string rewrite_;        // a masked DataRow
 
   std::string user_;

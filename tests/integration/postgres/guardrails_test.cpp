@@ -210,9 +210,19 @@ TEST(Guardrails, ExtendedProtocolRefusalsStayInSync) {
   EXPECT_STREQ(PQgetvalue(r, 0, 0), "3");
   PQclear(r);
 
-  // Pipelining: allowed, refused, allowed, then Sync.
+  // A refusal aborts the transaction, as any error of the server's own would.
+  ASSERT_TRUE(pq_query(conn.get(), "BEGIN").ok);
+  ASSERT_TRUE(pq_query(conn.get(), "INSERT INTO app.scratch VALUES (78, 'in a transaction')").ok);
+  EXPECT_EQ(pq_query(conn.get(), "DROP TABLE app.victims").sqlstate, "42501");
+  EXPECT_EQ(pq_query(conn.get(), "SELECT 1").sqlstate, "25P02");  // in_failed_sql_transaction
+  ASSERT_TRUE(pq_query(conn.get(), "ROLLBACK").ok);
+
+  // Pipelining: allowed, refused, allowed, then Sync; the batch's implicit transaction is rolled
+  // back, as the server rolls it back after an error of its own.
   ASSERT_EQ(PQenterPipelineMode(conn.get()), 1);
-  ASSERT_EQ(PQsendQueryParams(conn.get(), "SELECT 1", 0, nullptr, nullptr, nullptr, nullptr, 0), 1);
+  ASSERT_EQ(PQsendQueryParams(conn.get(), "INSERT INTO app.scratch VALUES (77, 'pipelined')", 0, nullptr,
+                              nullptr, nullptr, nullptr, 0),
+            1);
   ASSERT_EQ(PQsendQueryParams(conn.get(), "TRUNCATE app.victims", 0, nullptr, nullptr, nullptr, nullptr, 0), 1);
   ASSERT_EQ(PQsendQueryParams(conn.get(), "SELECT 2", 0, nullptr, nullptr, nullptr, nullptr, 0), 1);
   ASSERT_EQ(PQpipelineSync(conn.get()), 1);
@@ -225,13 +235,16 @@ TEST(Guardrails, ExtendedProtocolRefusalsStayInSync) {
     if (PQresultStatus(res) == PGRES_FATAL_ERROR) error = PQresultErrorMessage(res);
     PQclear(res);
   }
-  EXPECT_EQ(statuses, (std::vector<ExecStatusType>{PGRES_TUPLES_OK, PGRES_FATAL_ERROR, PGRES_PIPELINE_ABORTED,
+  EXPECT_EQ(statuses, (std::vector<ExecStatusType>{PGRES_COMMAND_OK, PGRES_FATAL_ERROR, PGRES_PIPELINE_ABORTED,
                                                    PGRES_PIPELINE_SYNC}));
   EXPECT_NE(error.find("no-drops"), std::string::npos) << error;
   ASSERT_EQ(PQexitPipelineMode(conn.get()), 1) << PQerrorMessage(conn.get());
   auto after = pq_query(conn.get(), "SELECT count(*) FROM app.victims");
   ASSERT_TRUE(after.ok) << after.error;
   EXPECT_EQ(after.rows[0][0], "3");
+  auto scratch = pq_query(conn.get(), "SELECT count(*) FROM app.scratch WHERE id IN (77, 78)");
+  ASSERT_TRUE(scratch.ok) << scratch.error;
+  EXPECT_EQ(scratch.rows[0][0], "0");
   EXPECT_EQ(fingerprint(g.pg), before);
 }
 

@@ -12,6 +12,9 @@ namespace {
 
 Bytes bytes(const std::string& s) { return {reinterpret_cast<const std::byte*>(s.data()), s.size()}; }
 
+// The stand-in must never be valid SQL, or the server would run it.
+bool classify_rejects(std::string_view sql) { return !mask::classify_sql(sql).parsed; }
+
 BackendMessage decode(const std::string& frame) {
   BackendDecoded d = decode_backend_frame(bytes(frame), DecoderLimits{});
   EXPECT_EQ(d.status, Status::kMessage);
@@ -46,7 +49,7 @@ struct Policy {
   Guard guard;
 };
 
-TEST(Guard, RefusalsGoOutBeforeTheirOwnReadyForQuery) {
+TEST(Guard, RefusalsReplaceTheStandInsErrorInItsOwnCycle) {
   Policy p;
   const mask::SqlVerdict v = p.guard.judge("SELECT 1; DROP TABLE t");
   ASSERT_FALSE(v.allowed());
@@ -67,17 +70,35 @@ TEST(Guard, RefusalsGoOutBeforeTheirOwnReadyForQuery) {
   EXPECT_EQ(e->field('M'), "statement refused by gatehouse rule \"no-drops\"");
   EXPECT_EQ(e->field('D'), "drop of t (statement 2)");
 
-  // Two queries in flight, the second refused: its error waits for the second ReadyForQuery.
-  p.guard.refuse_at(2, error);
-  EXPECT_EQ(p.guard.before_ready(), "");
-  EXPECT_EQ(p.guard.before_ready(), error);
-  EXPECT_EQ(p.guard.before_ready(), "");
-  // A refused Parse: skip to Sync; an upstream error earlier in that cycle is the only error.
-  p.guard.begin_skip(error);
-  EXPECT_TRUE(p.guard.skipping());
-  p.guard.end_skip(p.guard.ready_count() + 1);
-  p.guard.on_upstream_error();
-  EXPECT_EQ(p.guard.before_ready(), "");
+  // A refused Query: the stand-in goes upstream, and its syntax error, in the cycle it was
+  // sent for, comes back as the refusal. Other errors pass.
+  const std::string stand_in = p.guard.stand_in(false, "", 2, error);
+  const FrontendDecoded sent = decode_frontend_frame(bytes(stand_in), DecoderLimits{});
+  const auto* q = std::get_if<Query>(&sent.message);
+  ASSERT_NE(q, nullptr);
+  EXPECT_TRUE(classify_rejects(q->sql));
+  std::string syntax;
+  encode_error_response(syntax, ErrorFields{.severity = "ERROR", .sqlstate = "42601",
+                                            .message = "syntax error at or near \"gatehouse_refused_statement\""});
+  const ErrorResponse syntax_error = std::get<ErrorResponse>(decode(syntax));
+  EXPECT_EQ(p.guard.take_refusal(syntax_error), "");  // cycle 1 is an earlier query's
+  p.guard.on_ready();
+  std::string other;
+  encode_error_response(other, ErrorFields{.severity = "ERROR", .sqlstate = "22012", .message = "division by zero"});
+  EXPECT_EQ(p.guard.take_refusal(std::get<ErrorResponse>(decode(other))), "");
+  EXPECT_EQ(p.guard.take_refusal(syntax_error), error);
+  EXPECT_EQ(p.guard.take_refusal(syntax_error), "");  // once
+  p.guard.on_ready();
+
+  // A refused Parse keeps its statement name; when the server skipped it (an earlier error in
+  // the cycle), the cycle's ReadyForQuery forgets it.
+  const std::string parse = p.guard.stand_in(true, "s1", 3, error);
+  const FrontendDecoded sent_parse = decode_frontend_frame(bytes(parse), DecoderLimits{});
+  const auto* pm = std::get_if<Parse>(&sent_parse.message);
+  ASSERT_NE(pm, nullptr);
+  EXPECT_EQ(pm->statement, "s1");
+  p.guard.on_ready();
+  EXPECT_EQ(p.guard.take_refusal(syntax_error), "");
 }
 
 TEST(Guard, DataRowsAreMaskedInPlaceWithTheirLengths) {
