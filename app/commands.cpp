@@ -18,6 +18,7 @@
 #include "mask/policy.hpp"
 #include "protocols/postgres/gateway.hpp"
 #include "record/flusher.hpp"
+#include "record/keys.hpp"
 #include "record/format.hpp"
 #include "record/reader.hpp"
 
@@ -80,7 +81,21 @@ int serve(const ServeOptions& options) {
   // Every thread started from here on inherits the blocked signals; only sigwait sees them.
   engine::block_shutdown_signals();
 
+  bool key_created = false;
+  auto node_key = rec::load_or_create_node_key(config->recording.node_key_file,
+                                               config->recording.keyring_file, config->node_id,
+                                               &key_created);
+  if (!node_key) return error_exit("recording: " + node_key.error().message);
+  if (key_created) {
+    fmt::print(stderr, "gatehouse: created node key {} in {}\n", rec::key_id_hex((*node_key)->id()),
+               config->recording.node_key_file);
+  }
+
   rec::FlusherOptions recording;
+  recording.key = *node_key;
+  recording.anchor_file = config->recording.anchor_file;
+  recording.checkpoint_interval_ms = config->recording.checkpoint_interval_s * 1000;
+  recording.segment_age_ms = uint64_t(config->recording.segment_age_s) * 1000;
   recording.dir = config->recording.dir;
   recording.node_id = config->node_id;
   recording.shard_count = uint16_t(shards);
@@ -144,6 +159,18 @@ int keygen(const KeygenOptions& o) {
   if (!o.config_file.empty()) {
     auto config = config::load(o.config_file);
     if (!config) return error_exit(config.error().message);
+    const auto& rc = config->recording;
+    if (o.rotate_node_key) {
+      auto fresh = rec::rotate_node_key(rc.node_key_file, rc.keyring_file, config->node_id);
+      if (!fresh) return error_exit(fresh.error().message);
+      fmt::print("node key {} written to {} (keyring {}); restart the gateway to sign with it\n",
+                 rec::key_id_hex((*fresh)->id()), rc.node_key_file, rc.keyring_file);
+      return 0;
+    }
+    auto node_key = rec::load_or_create_node_key(rc.node_key_file, rc.keyring_file, config->node_id);
+    if (!node_key) return error_exit(node_key.error().message);
+    fmt::print("node key {} in {} (keyring {})\n", rec::key_id_hex((*node_key)->id()),
+               rc.node_key_file, rc.keyring_file);
     if (!config->identity.builtin) return error_exit(o.config_file + ": identity.builtin is not configured");
     if (key.empty()) key = config->identity.builtin->key_file;
     if (jwks.empty()) jwks = config->identity.builtin->jwks_file;
@@ -191,10 +218,19 @@ int token_issue(const TokenIssueOptions& o) {
   return 0;
 }
 
-int verify(const std::string& dir, bool json) {
-  auto report = rec::verify_trail(dir);
+int verify(const VerifyOptions& o) {
+  rec::VerifyOptions options;
+  std::optional<rec::Keyring> keyring;
+  if (!o.keys_file.empty()) {
+    auto loaded = rec::Keyring::load(o.keys_file);
+    if (!loaded) return error_exit(loaded.error().message, 2);
+    keyring = std::move(*loaded);
+    options.keyring = &*keyring;
+  }
+  options.anchor_file = o.anchor_file;
+  auto report = rec::verify_trail(o.dir, options);
   if (!report) return error_exit(report.error().message, 2);
-  if (json) {
+  if (o.json) {
     fmt::print("{}\n", rec::dump_json(rec::verify_to_json(*report)));
   } else {
     fmt::print("{}\n", rec::format_verify(*report));

@@ -20,6 +20,7 @@ struct KeygenOptions {
   std::string config_file;  // takes key and JWKS paths from identity.builtin
   std::string key_file;
   std::string jwks_file;
+  bool rotate_node_key = false;  // replace recording.node_key_file, keeping the old one's public key
 };
 int keygen(const KeygenOptions&);
 
@@ -40,7 +41,13 @@ struct TrailOptions {
   std::string dir;
   bool json = false;
 };
-int verify(const std::string& dir, bool json);
+struct VerifyOptions {
+  std::string dir;
+  std::string keys_file;     // keyring: signatures are checked when given
+  std::string anchor_file;   // recording.anchor_file: truncation and deletion are caught
+  bool json = false;
+};
+int verify(const VerifyOptions&);
 struct SessionsOptions {
   TrailOptions trail;
   std::string user;

@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   keygen_cmd->add_option("-c,--config", keygen.config_file, "Take paths from identity.builtin");
   keygen_cmd->add_option("--key", keygen.key_file, "Private key file to write (PEM, mode 0600)");
   keygen_cmd->add_option("--jwks", keygen.jwks_file, "Public JWKS file to write");
+  keygen_cmd->add_flag("--rotate-node-key", keygen.rotate_node_key,
+                       "With -c: replace the trail signing key (the old public key stays in the keyring)");
 
   auto* token_cmd = app.add_subcommand("token", "Mint tokens with the built-in issuer");
   token_cmd->require_subcommand(1);
@@ -37,11 +39,12 @@ int main(int argc, char** argv) {
   issue_cmd->add_option("--act", issue.actors,
                         "Actor acting for the subject; repeat in delegation order, earliest first");
 
-  std::string verify_dir;
-  bool verify_json = false;
-  auto* verify_cmd = app.add_subcommand("verify", "Verify a recorded trail's hash chain");
-  verify_cmd->add_option("dir", verify_dir, "Trail directory (recording.dir)")->required();
-  verify_cmd->add_flag("--json", verify_json, "JSON output");
+  gh::app::VerifyOptions verify;
+  auto* verify_cmd = app.add_subcommand("verify", "Verify a recorded trail: chain, seals, signatures, anchors");
+  verify_cmd->add_option("dir", verify.dir, "Trail directory (recording.dir)")->required();
+  verify_cmd->add_option("--keys", verify.keys_file, "Keyring (recording.keyring_file): check signatures");
+  verify_cmd->add_option("--anchors", verify.anchor_file, "Anchor file (recording.anchor_file)");
+  verify_cmd->add_flag("--json", verify.json, "JSON output");
 
   gh::app::SessionsOptions sessions;
   auto* sessions_cmd = app.add_subcommand("sessions", "List recorded sessions");
@@ -68,7 +71,7 @@ int main(int argc, char** argv) {
   if (*check_cmd) return gh::app::check(check_file);
   if (*keygen_cmd) return gh::app::keygen(keygen);
   if (*issue_cmd) return gh::app::token_issue(issue);
-  if (*verify_cmd) return gh::app::verify(verify_dir, verify_json);
+  if (*verify_cmd) return gh::app::verify(verify);
   if (*sessions_cmd) return gh::app::sessions(sessions);
   if (*replay_cmd) return gh::app::replay(replay, replay_id);
   return 2;

@@ -11,6 +11,7 @@
 #include "core/assert.hpp"
 #include "record/event.hpp"
 #include "record/flusher.hpp"
+#include "record/keys.hpp"
 #include "record/hash.hpp"
 
 namespace gh::rec {
@@ -45,6 +46,7 @@ void BM_FlusherWrite(benchmark::State& state) {
   options.node_id = "bench";
   options.shard_count = 1;
   options.flush_interval_ms = uint32_t(state.range(1));
+  options.key = *NodeKey::generate();
   auto flusher = Flusher::create(options);
   GH_ASSERT(flusher.has_value());
   GH_ASSERT((*flusher)->start().has_value());

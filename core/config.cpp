@@ -328,7 +328,9 @@ Result<ConnectionConfig> parse_connection(const Reader& r, const YAML::Node& n,
 Result<RecordingConfig> parse_recording(const Reader& r, const YAML::Node& n) {
   const std::string p = "recording";
   if (!n) return r.error(p, "required: recording.dir");
-  if (auto ok = r.only_keys(n, p, {"enabled", "dir", "flush_interval_ms", "ring_bytes", "segment_bytes_max"});
+  if (auto ok = r.only_keys(n, p, {"enabled", "dir", "flush_interval_ms", "ring_bytes", "segment_bytes_max",
+                                   "segment_age_s", "checkpoint_interval_s", "node_key_file",
+                                   "keyring_file", "anchor_file"});
       !ok)
     return std::unexpected(ok.error());
   RecordingConfig rc;
@@ -339,6 +341,16 @@ Result<RecordingConfig> parse_recording(const Reader& r, const YAML::Node& n) {
   if ((ring & (ring - 1)) != 0) return r.error(p + ".ring_bytes", "must be a power of two");
   GH_TRY(segment, r.integer<uint64_t>(n, p, "segment_bytes_max", rc.segment_bytes_max, 4096,
                                       1ull << 40));
+  GH_TRY(age, r.integer<uint32_t>(n, p, "segment_age_s", rc.segment_age_s, 1, 7 * 24 * 3600));
+  GH_TRY(checkpoint, r.integer<uint32_t>(n, p, "checkpoint_interval_s", rc.checkpoint_interval_s, 1, 3600));
+  GH_TRY(node_key, r.string(n, p, "node_key_file", "node.key"));
+  GH_TRY(keyring, r.string(n, p, "keyring_file", "keyring.json"));
+  GH_TRY(anchor, r.string(n, p, "anchor_file", ""));
+  rc.segment_age_s = age;
+  rc.checkpoint_interval_s = checkpoint;
+  rc.node_key_file = r.path_of(node_key);
+  rc.keyring_file = r.path_of(keyring);
+  if (!anchor.empty()) rc.anchor_file = r.path_of(anchor);
   rc.enabled = enabled;
   rc.dir = r.path_of(dir);
   rc.flush_interval_ms = flush;

@@ -90,6 +90,14 @@ struct RecordingConfig {
   uint32_t flush_interval_ms = 100;
   uint32_t ring_bytes = 4u << 20;
   uint64_t segment_bytes_max = 64ull << 20;
+  uint32_t segment_age_s = 3600;       // a segment is sealed once it is this old
+  uint32_t checkpoint_interval_s = 60;  // signed checkpoints (heartbeats when idle)
+  // The node's Ed25519 signing key (PEM, created at first start when missing) and the keyring of
+  // every public key the node ever signed with (what `gatehouse verify --keys` reads).
+  std::string node_key_file;
+  std::string keyring_file;
+  // Checkpoints and seals are appended here too; keep it outside `dir` (empty: none).
+  std::string anchor_file;
 };
 
 struct Config {

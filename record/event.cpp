@@ -31,6 +31,12 @@ std::string_view event_type_name(EventType type) {
       return "notice";
     case EventType::kMaskedRow:
       return "masked_row";
+    case EventType::kSeal:
+      return "seal";
+    case EventType::kCheckpoint:
+      return "checkpoint";
+    case EventType::kRecovery:
+      return "recovery";
   }
   return "unknown";
 }
@@ -73,6 +79,30 @@ std::string_view field_tag_name(FieldTag tag) {
       return "text_bytes";
     case FieldTag::kRule:
       return "rule";
+    case FieldTag::kCtlShard:
+      return "shard";
+    case FieldTag::kCtlSegment:
+      return "segment";
+    case FieldTag::kCtlHeaderDigest:
+      return "header_digest";
+    case FieldTag::kCtlRecords:
+      return "records";
+    case FieldTag::kCtlLastHash:
+      return "last_hash";
+    case FieldTag::kCtlMerkleRoot:
+      return "merkle_root";
+    case FieldTag::kCtlHeartbeat:
+      return "heartbeat";
+    case FieldTag::kCtlPreviousHeaderDigest:
+      return "previous_header_digest";
+    case FieldTag::kCtlEndOffset:
+      return "end_offset";
+    case FieldTag::kCtlCutBytes:
+      return "cut_bytes";
+    case FieldTag::kCtlKeyId:
+      return "key_id";
+    case FieldTag::kCtlSignature:
+      return "signature";
   }
   return {};
 }

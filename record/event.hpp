@@ -15,8 +15,8 @@
 
 namespace gh::rec {
 
-// Values 1..127 are session events; 128..255 are kept for trail control records (seals,
-// checkpoints) that later format versions add. Readers keep unknown types as they are.
+// Values 1..127 are session events; 128..255 are trail control records (record/FORMAT.md,
+// "Control records"), which belong to no session. Readers keep unknown types as they are.
 enum class EventType : uint8_t {
   kSessionStart = 1,
   kStatement,
@@ -27,7 +27,14 @@ enum class EventType : uint8_t {
   kNotice,
   // Guardrails (numbered apart): a DataRow whose values were masked, as the client got it.
   kMaskedRow = 40,
+  // Trail control records (session id 0), signed by the node key.
+  kSeal = 128,  // the last record of a segment: its record count, last hash and Merkle root
+  kCheckpoint,  // periodic, also when idle (a heartbeat); copied to the anchor file
+  kRecovery,    // the first record of a segment whose predecessor was never sealed (a crash)
 };
+
+// Trail control records are types 128..255 (is_control_type) and carry no session.
+inline constexpr bool is_control_type(EventType type) { return static_cast<uint8_t>(type) >= 128; }
 
 // Readers skip tags they do not know, so new tags never break old readers.
 enum class FieldTag : uint16_t {
@@ -50,6 +57,19 @@ enum class FieldTag : uint16_t {
   kTextBytes,  // decimal size of kText before truncation (only when truncated)
   // Guardrails (numbered apart so that other modules can add tags before them).
   kRule = 48,  // the deny / approve / mask rule behind a refusal or a masking (repeated)
+  // Fields of control records, fixed-size little-endian binary (record/FORMAT.md).
+  kCtlShard = 128,          // u16
+  kCtlSegment,              // u64, the segment holding the record
+  kCtlHeaderDigest,         // SHA-256 of that segment's 256-byte header
+  kCtlRecords,              // u64, records before this one in its segment (recovery: see FORMAT)
+  kCtlLastHash,             // chain hash of the last of those records
+  kCtlMerkleRoot,           // RFC 9162 root over the chain hashes of those records
+  kCtlHeartbeat,            // u8, 1 when no session record came since the previous checkpoint
+  kCtlPreviousHeaderDigest, // recovery: the unsealed segment's header digest
+  kCtlEndOffset,            // recovery: u64, where its last intact record ends
+  kCtlCutBytes,             // recovery: u64, bytes after that which are not part of the trail
+  kCtlKeyId,                // 16 bytes, the signing key's id
+  kCtlSignature,            // 64 bytes, Ed25519; always the last field
 };
 
 // A view: `value` must stay valid until the event is pushed (try_push copies it).

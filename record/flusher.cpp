@@ -29,7 +29,8 @@ struct Flusher::Shard {
   std::unique_ptr<Ring> ring;
   std::unique_ptr<ShardWriter> writer;
   uint64_t pending_cursor = 0;  // ring position to release once the staged batch is written
-  bool rotate_pending = false;
+  bool rotate_pending = false;  // seal and close the segment before the next record
+  Clock::time_point next_checkpoint{};
   bool failing = false;
   Clock::time_point retry_at{};
 };
@@ -53,6 +54,17 @@ Result<std::unique_ptr<Flusher>> Flusher::create(FlusherOptions options) {
   if (options.retry_interval_ms == 0 || options.retry_interval_ms > limits::retry_interval_ms_max) {
     return fail(fmt::format("recorder retry_interval_ms {} is out of [1, {}]",
                             options.retry_interval_ms, limits::retry_interval_ms_max));
+  }
+  if (!options.key) return fail("recorder: a node key is required to sign the trail");
+  if (options.checkpoint_interval_ms < limits::checkpoint_interval_ms_min ||
+      options.checkpoint_interval_ms > limits::checkpoint_interval_ms_max) {
+    return fail(fmt::format("recorder checkpoint_interval_ms {} is out of [{}, {}]",
+                            options.checkpoint_interval_ms, limits::checkpoint_interval_ms_min,
+                            limits::checkpoint_interval_ms_max));
+  }
+  if (options.segment_age_ms == 0 || options.segment_age_ms > limits::segment_age_ms_max) {
+    return fail(fmt::format("recorder segment_age_ms {} is out of [1, {}]", options.segment_age_ms,
+                            limits::segment_age_ms_max));
   }
   std::unique_ptr<Flusher> flusher(new Flusher(std::move(options)));
   const FlusherOptions& o = flusher->options_;
@@ -78,11 +90,20 @@ Result<std::unique_ptr<Flusher>> Flusher::create(FlusherOptions options) {
         .node_id = o.node_id,
         .shard = i,
         .segment_bytes_max = o.segment_bytes_max,
+        .key = o.key,
         .io = o.io,
     });
     if (!writer) return fail("recorder: " + writer.error().message);
     shard->writer = std::move(*writer);
     flusher->shards_.push_back(std::move(shard));
+  }
+  if (!o.anchor_file.empty()) {
+    flusher->anchor_fd_ =
+        ::open(o.anchor_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (flusher->anchor_fd_ < 0) {
+      return fail(fmt::format("recorder: anchor file {}: cannot open: {}", o.anchor_file,
+                              std::strerror(errno)));
+    }
   }
   return flusher;
 }
@@ -91,6 +112,7 @@ Flusher::~Flusher() {
   if (state_ == State::kRunning) (void)stop();
   shards_.clear();  // syncs and closes the segments while the directory is still locked
   if (lock_fd_ >= 0) ::close(lock_fd_);
+  if (anchor_fd_ >= 0) ::close(anchor_fd_);
 }
 
 Ring& Flusher::ring(uint16_t shard) {
@@ -124,6 +146,9 @@ FlusherCounters Flusher::counters() const {
       .bytes = bytes_.load(std::memory_order_relaxed),
       .fsyncs = fsyncs_.load(std::memory_order_relaxed),
       .write_errors = write_errors_.load(std::memory_order_relaxed),
+      .checkpoints = checkpoints_.load(std::memory_order_relaxed),
+      .seals = seals_.load(std::memory_order_relaxed),
+      .anchors = anchors_.load(std::memory_order_relaxed),
   };
 }
 
@@ -167,6 +192,10 @@ bool Flusher::service(Shard& shard, bool force) {
   if (shard.failing && !force && Clock::now() < shard.retry_at) return false;
   ShardWriter& writer = *shard.writer;
   bool progress = false;
+  if (writer.segment_started() && !shard.rotate_pending &&
+      realtime_now_ns() - writer.segment_created_ns() >= options_.segment_age_ms * 1'000'000ull) {
+    shard.rotate_pending = true;  // sealed once what is staged is written
+  }
   if (shard.failing && writer.dirty()) {
     // A failed sync is retried before more data goes after it.
     if (auto synced = writer.sync(); !synced) {
@@ -191,13 +220,14 @@ bool Flusher::service(Shard& shard, bool force) {
       }
     }
     if (shard.rotate_pending) {
-      if (auto rotated = writer.rotate(); !rotated) {
+      if (auto rotated = seal_and_close(shard); !rotated) {
         on_failure(shard, rotated.error());
         return progress;
       }
       shard.rotate_pending = false;
     }
     bool needs_rotation = false;
+    std::optional<Error> stage_error;
     const Ring::Peeked peeked = shard.ring->peek([&](std::span<const std::byte> body) {
       const size_t record_bytes = body.size() + limits::chain_hash_bytes;
       if (!writer.fits(record_bytes)) {
@@ -208,9 +238,16 @@ bool Flusher::service(Shard& shard, bool force) {
           writer.staged_bytes() + record_bytes > limits::write_batch_bytes_max) {
         return false;
       }
-      writer.stage(body);
+      if (auto staged = writer.stage(body); !staged) {
+        stage_error = staged.error();  // signing the recovery record failed: retry later
+        return false;
+      }
       return true;
     });
+    if (stage_error && !writer.has_staged()) {
+      on_failure(shard, *stage_error);
+      return progress;
+    }
     shard.pending_cursor = peeked.cursor;
     shard.rotate_pending = needs_rotation;
     if (!writer.has_staged()) {
@@ -220,6 +257,92 @@ bool Flusher::service(Shard& shard, bool force) {
   }
   on_success(shard);
   return progress;
+}
+
+// Seals the current segment, writes and syncs the seal, and closes the file. Safe to call again
+// after a failure: each step resumes where the last attempt stopped.
+Result<void> Flusher::seal_and_close(Shard& shard) {
+  ShardWriter& writer = *shard.writer;
+  if (!writer.segment_started()) return {};
+  if (!writer.sealed()) {
+    if (writer.has_staged()) {
+      if (auto written = writer.write_staged(); !written) return written;
+      shard.ring->release(shard.pending_cursor);
+    }
+    if (auto sealed = writer.stage_seal(realtime_now_ns()); !sealed) return sealed;
+    seals_.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (auto written = writer.write_staged(); !written) return written;
+  return writer.close_segment();
+}
+
+// A signed checkpoint of everything written so far, written and synced at once so that its
+// anchor line goes out now. Skipped (tried again on the next pass) while the shard is failing.
+void Flusher::checkpoint(Shard& shard) {
+  ShardWriter& writer = *shard.writer;
+  if (shard.failing || writer.has_staged() || writer.sealed()) return;
+  const auto now = Clock::now();
+  if (now < shard.next_checkpoint) return;
+  shard.next_checkpoint = now + std::chrono::milliseconds(options_.checkpoint_interval_ms);
+  if (writer.segment_started() &&
+      !writer.fits(control_record_bytes(EventType::kCheckpoint))) {
+    if (auto rotated = seal_and_close(shard); !rotated) {
+      on_failure(shard, rotated.error());
+      return;
+    }
+  }
+  if (auto staged = writer.stage_checkpoint(realtime_now_ns()); !staged) {
+    on_failure(shard, staged.error());
+    return;
+  }
+  checkpoints_.fetch_add(1, std::memory_order_relaxed);
+  if (auto written = writer.write_staged(); !written) {
+    on_failure(shard, written.error());
+    return;
+  }
+  if (auto synced = writer.sync(); !synced) on_failure(shard, synced.error());
+}
+
+// Appends the anchor lines of every control record synced since the last call, then fdatasyncs
+// the anchor file. Lines that cannot be written wait (bounded) for the next call.
+void Flusher::write_anchors() {
+  for (auto& shard : shards_) {
+    for (const AnchorRecord& anchor : shard->writer->take_anchors()) {
+      if (anchor_fd_ < 0) continue;
+      if (anchor_lines_.size() >= limits::pending_anchors_max) {
+        anchor_lines_.erase(anchor_lines_.begin());  // the newest anchors matter most
+      }
+      anchor_lines_.push_back(format_anchor_line(anchor, options_.node_id) + "\n");
+    }
+  }
+  if (anchor_lines_.empty()) return;
+  std::string text = anchor_line_torn_ ? "\n" : "";
+  for (const std::string& line : anchor_lines_) text += line;
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(anchor_fd_, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  const bool synced = done == text.size() && ::fdatasync(anchor_fd_) == 0;
+  if (!synced) {
+    const std::string message = fmt::format("anchor file {}: {}", options_.anchor_file,
+                                            std::strerror(errno));
+    {
+      std::lock_guard lock(error_mutex_);
+      last_error_ = message;
+    }
+    write_errors_.fetch_add(1, std::memory_order_relaxed);
+    if (options_.on_error) options_.on_error(FlushError{0, message});
+    // A partial append leaves a torn line; the retry starts on a new line so that readers can
+    // skip the torn one.
+    if (done > 0 && done < text.size()) anchor_line_torn_ = true;
+    return;
+  }
+  anchor_line_torn_ = false;
+  anchors_.fetch_add(anchor_lines_.size(), std::memory_order_relaxed);
+  anchor_lines_.clear();
 }
 
 void Flusher::sync_all(bool force) {
@@ -238,14 +361,19 @@ void Flusher::run() {
       std::max(poll_interval, std::chrono::microseconds(limits::idle_poll_interval_us_max));
   auto idle_interval = poll_interval;
   auto last_sync = Clock::now();
+  for (auto& shard : shards_) {
+    shard->next_checkpoint = last_sync + std::chrono::milliseconds(options_.checkpoint_interval_ms);
+  }
   while (!stop_requested_.load(std::memory_order_acquire)) {
     bool progress = false;
     for (auto& shard : shards_) progress |= service(*shard, false);
+    for (auto& shard : shards_) checkpoint(*shard);
     const auto now = Clock::now();
     if (now - last_sync >= flush_interval) {
       sync_all(false);
       last_sync = now;
     }
+    write_anchors();
     publish_counters();
     if (progress) {
       idle_interval = poll_interval;
@@ -274,7 +402,17 @@ Result<void> Flusher::final_drain() {
                                            std::chrono::milliseconds(100)));
     }
   }
+  // A clean stop seals every open segment, so that the next start needs no recovery record.
+  for (auto& shard : shards_) {
+    if (!shard->ring->empty()) continue;  // reported below as records not written
+    for (int attempt = 0; attempt < kStopAttempts; ++attempt) {
+      auto sealed = seal_and_close(*shard);
+      if (sealed) break;
+      on_failure(*shard, sealed.error());
+    }
+  }
   sync_all(true);
+  write_anchors();
   std::string left;
   for (auto& shard : shards_) {
     const size_t bytes = shard->ring->used_bytes() + shard->writer->staged_bytes();
@@ -283,7 +421,14 @@ Result<void> Flusher::final_drain() {
                           shard->index, bytes);
     } else if (shard->writer->dirty()) {
       left += fmt::format("{}shard {}: not synced", left.empty() ? "" : "; ", shard->index);
+    } else if (shard->writer->segment_started()) {
+      left += fmt::format("{}shard {}: segment not sealed", left.empty() ? "" : "; ",
+                          shard->index);
     }
+  }
+  if (!anchor_lines_.empty()) {
+    left += fmt::format("{}{} anchor lines not written", left.empty() ? "" : "; ",
+                        anchor_lines_.size());
   }
   if (!left.empty()) {
     return fail(fmt::format("recorder stopped with records at risk ({}); last error: {}", left,

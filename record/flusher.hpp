@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "record/keys.hpp"
 #include "record/limits.hpp"
 #include "record/ring.hpp"
 #include "record/segment.hpp"
@@ -30,6 +31,15 @@ struct FlusherOptions {
   uint16_t shard_count = 1;
   size_t ring_bytes = limits::ring_bytes_default;  // per shard, power of two
   uint64_t segment_bytes_max = limits::segment_bytes_default;
+  // A segment older than this is sealed and the next record (or checkpoint) opens a new one.
+  uint64_t segment_age_ms = limits::segment_age_ms_default;
+  // Signs every seal, checkpoint and recovery record. Required.
+  std::shared_ptr<const NodeKey> key;
+  // Every shard appends a signed checkpoint this often, a heartbeat when nothing happened.
+  uint32_t checkpoint_interval_ms = limits::checkpoint_interval_ms_default;
+  // Checkpoints and seals, once synced, are appended here as JSON lines (record/FORMAT.md,
+  // "Anchor file"); empty: no anchor file. Should live outside `dir`.
+  std::string anchor_file;
   // fdatasync of written segments at most this often (and at rotation and stop); 0 = after
   // every batch.
   uint32_t flush_interval_ms = limits::flush_interval_ms_default;
@@ -45,6 +55,9 @@ struct FlusherCounters {
   uint64_t bytes = 0;    // record bytes written (headers excluded)
   uint64_t fsyncs = 0;
   uint64_t write_errors = 0;  // failed write, sync or rotation attempts
+  uint64_t checkpoints = 0;   // checkpoints written (heartbeats included)
+  uint64_t seals = 0;         // segments sealed
+  uint64_t anchors = 0;       // lines appended to the anchor file
 };
 
 // Lifecycle: create() (validates options, locks the directory, resumes every shard directory,
@@ -83,6 +96,9 @@ class Flusher {
   explicit Flusher(FlusherOptions options);
   void run();
   bool service(Shard& shard, bool force);
+  Result<void> seal_and_close(Shard& shard);
+  void checkpoint(Shard& shard);
+  void write_anchors();
   void sync_all(bool force);
   void on_failure(Shard& shard, const Error& error);
   void on_success(Shard& shard);
@@ -101,6 +117,12 @@ class Flusher {
   std::atomic<uint64_t> bytes_{0};
   std::atomic<uint64_t> fsyncs_{0};
   std::atomic<uint64_t> write_errors_{0};
+  std::atomic<uint64_t> checkpoints_{0};
+  std::atomic<uint64_t> seals_{0};
+  std::atomic<uint64_t> anchors_{0};
+  int anchor_fd_ = -1;
+  std::vector<std::string> anchor_lines_;  // waiting for the anchor file (flusher thread only)
+  bool anchor_line_torn_ = false;          // a failed append left a partial line behind
   std::atomic<uint32_t> failing_shards_{0};
   mutable std::mutex error_mutex_;  // guards last_error_ only; never taken by shards
   std::optional<std::string> last_error_;

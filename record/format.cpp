@@ -156,6 +156,10 @@ std::string describe_event(const StoredEvent& e) {
       if (!e.first(FieldTag::kReason).empty()) text += ": " + f(FieldTag::kReason);
       return text;
     }
+    case EventType::kSeal:
+    case EventType::kCheckpoint:
+    case EventType::kRecovery:
+      return fmt::format("{} (trail control record)", event_type_name(e.type));
   }
   return fmt::format("event type {}", static_cast<unsigned>(e.type));
 }
@@ -219,8 +223,13 @@ std::string format_replay(std::span<const StoredEvent> events) {
 std::string format_verify(const VerifyReport& r) {
   std::string out;
   if (r.ok()) {
-    out = fmt::format("ok: {} shards, {} segments, {} records, {} sessions\n", r.shards, r.segments,
-                      r.records, r.sessions);
+    out = fmt::format(
+        "ok: {} shards, {} segments, {} records ({} of {} sessions, {} seals, {} checkpoints of "
+        "which {} heartbeats), node {}, {}, {}\n",
+        r.shards, r.segments, r.records, r.records - r.control_records, r.sessions, r.seals,
+        r.checkpoints, r.heartbeats, escape_for_terminal(r.node_id),
+        r.signatures_checked ? "signatures verified" : "signatures NOT checked (no --keys)",
+        r.anchors_checked ? fmt::format("{} anchors matched", r.anchors) : std::string("no anchor file"));
   } else {
     const VerifyFinding& f = *r.finding;
     out = fmt::format("{}: {}", f.tampering() ? "FAILED" : "TRUNCATED TAIL", f.segment_file);
@@ -303,6 +312,10 @@ nlohmann::json verify_to_json(const VerifyReport& r) {
   nlohmann::json out{
       {"ok", r.ok()},         {"shards", r.shards},     {"segments", r.segments},
       {"records", r.records}, {"sessions", r.sessions}, {"notes", r.notes},
+      {"seals", r.seals},     {"checkpoints", r.checkpoints}, {"heartbeats", r.heartbeats},
+      {"anchors", r.anchors}, {"signatures_checked", r.signatures_checked},
+      {"anchors_checked", r.anchors_checked}, {"control_records", r.control_records},
+      {"node_id", r.node_id},
   };
   if (r.finding) {
     const VerifyFinding& f = *r.finding;

@@ -13,6 +13,13 @@ inline constexpr size_t chain_hash_bytes = 32;     // SHA-256
 inline constexpr size_t record_prefix_bytes = 27;  // length..field count
 inline constexpr size_t field_header_bytes = 6;    // u16 tag + u32 length
 inline constexpr size_t node_id_bytes_max = 64;    // fixed slot in the segment header
+inline constexpr size_t key_id_bytes = 16;          // SHA-256(public key), first 16 bytes
+inline constexpr size_t public_key_bytes = 32;      // Ed25519 (RFC 8032)
+inline constexpr size_t signature_bytes = 64;       // Ed25519 (RFC 8032 §5.1.6)
+inline constexpr size_t key_file_bytes_max = 64 * 1024;
+inline constexpr size_t keyring_file_bytes_max = 4 * 1024 * 1024;
+// One anchor line (record/FORMAT.md, "Anchor file"): a control record in base64 and a few names.
+inline constexpr size_t anchor_line_bytes_max = 4096;
 
 // One record, all fields and its hash included. Readers refuse larger length words as damage.
 inline constexpr size_t record_bytes_max = 1024 * 1024;
@@ -46,6 +53,15 @@ inline constexpr uint32_t retry_interval_ms_max = 60 * 1000;
 
 inline constexpr size_t shard_count_max = 1024;
 
+// Signed checkpoints (heartbeats when idle) and rotation by age (record/FORMAT.md).
+inline constexpr uint32_t checkpoint_interval_ms_default = 60 * 1000;
+inline constexpr uint32_t checkpoint_interval_ms_min = 10;
+inline constexpr uint32_t checkpoint_interval_ms_max = 3600 * 1000;
+inline constexpr uint64_t segment_age_ms_default = 3600 * 1000;
+inline constexpr uint64_t segment_age_ms_max = 7ull * 24 * 3600 * 1000;
+// Anchor lines waiting for their file (a failing anchor file) are kept up to this many.
+inline constexpr size_t pending_anchors_max = 4096;
+
 static_assert(record_prefix_bytes == 4 + 1 + 8 + 8 + 4 + 2);
 static_assert(record_bytes_min < record_bytes_max);
 static_assert(record_text_bytes_max + 4096 <= record_bytes_max,
@@ -63,6 +79,11 @@ static_assert(segment_bytes_min > segment_header_bytes);
 static_assert(segment_bytes_min <= segment_bytes_default &&
               segment_bytes_default <= segment_bytes_max);
 static_assert(shard_count_max <= UINT16_MAX + 1);
+static_assert(checkpoint_interval_ms_min <= checkpoint_interval_ms_default &&
+              checkpoint_interval_ms_default <= checkpoint_interval_ms_max);
+static_assert(segment_age_ms_default <= segment_age_ms_max);
+static_assert(anchor_line_bytes_max > 4 * (record_prefix_bytes + 512 + 300) / 3,
+              "an anchor line holds the largest control record in base64");
 static_assert(poll_interval_us_default <= 1000, "drain at least every millisecond by default");
 static_assert(idle_poll_interval_us_max / 1000 < flush_interval_ms_default,
               "an idle flusher wakes well within the flush interval");

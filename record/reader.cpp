@@ -2,9 +2,13 @@
 // Reads segment files with blocking I/O (CLI and admin paths); never used by shard threads.
 #include "record/reader.hpp"
 
+#include "record/control.hpp"
+#include "record/merkle.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <unordered_set>
 
@@ -15,6 +19,19 @@ namespace {
 std::string join_path(const std::string& a, const std::string& b) {
   if (a.empty() || a.back() == '/') return a + b;
   return a + "/" + b;
+}
+
+// Node ids come from the files: never print their control characters raw.
+std::string escape_text(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 std::string relative_segment(uint16_t shard, uint64_t sequence) {
@@ -49,16 +66,51 @@ std::string_view finding_kind_name(FindingKind kind) {
       return "bad_record";
     case FindingKind::kChainMismatch:
       return "chain_mismatch";
+    case FindingKind::kBadControl:
+      return "bad_control_record";
+    case FindingKind::kBadSignature:
+      return "bad_signature";
+    case FindingKind::kUnknownKey:
+      return "unknown_key";
+    case FindingKind::kForeignSegment:
+      return "foreign_segment";
+    case FindingKind::kUnsealed:
+      return "unsealed_segment";
+    case FindingKind::kAnchorMismatch:
+      return "anchor_mismatch";
+    case FindingKind::kBadAnchor:
+      return "bad_anchor";
   }
   return "unknown";
 }
 
-Result<VerifyReport> verify_trail(const std::string& dir) {
+namespace {
+
+// What verify remembers of a segment for the next segment's link and for the anchor file.
+struct SegmentFacts {
+  uint64_t records = 0;       // intact records
+  uint64_t end_offset = 0;    // just after the last intact record
+  uint64_t file_bytes = 0;
+  ChainHash header_digest{};
+  ChainHash last_hash{};
+  MerkleHash merkle_root{};   // over all intact records
+  bool sealed = false;        // its last record is its seal
+  std::map<uint64_t, ChainHash> control_hashes;  // record index -> chain hash, control records
+};
+
+std::string hex_of(const ChainHash& h) { return to_hex(h).substr(0, 16); }
+
+}  // namespace
+
+Result<VerifyReport> verify_trail(const std::string& dir, const VerifyOptions& options) {
   auto shards = list_shards(dir);
   if (!shards) return std::unexpected(shards.error());
   VerifyReport report;
+  report.signatures_checked = options.keyring != nullptr;
   std::unordered_set<uint64_t> sessions;
   std::optional<VerifyFinding> torn_candidate;
+  std::map<std::pair<uint16_t, uint64_t>, SegmentFacts> facts;  // (shard, sequence)
+  std::map<uint16_t, uint64_t> newest;                          // shard -> newest sequence
 
   const auto finish = [&](std::optional<VerifyFinding> finding) {
     report.sessions = sessions.size();
@@ -82,6 +134,7 @@ Result<VerifyReport> verify_trail(const std::string& dir) {
 
     ChainHash chain{};
     uint64_t expected = 1;
+    uint32_t last_checkpoint = 0;  // checkpoint numbers run on across the shard's segments
     // Where the previous segment ended, when it ended inside a record.
     struct Torn {
       uint64_t sequence;
@@ -90,6 +143,7 @@ Result<VerifyReport> verify_trail(const std::string& dir) {
       std::string reason;
     };
     std::optional<Torn> previous_torn;
+    const SegmentFacts* previous = nullptr;
 
     for (size_t i = 0; i < sequences->size(); ++i) {
       const uint64_t sequence = (*sequences)[i];
@@ -123,6 +177,29 @@ Result<VerifyReport> verify_trail(const std::string& dir) {
       if (header->sequence != sequence) {
         return found(FindingKind::kBadHeader,
                      fmt::format("header names segment {:08}", header->sequence));
+      }
+      if (report.node_id.empty()) report.node_id = header->node_id;
+      if (header->node_id != report.node_id) {
+        here.byte_offset = 16;
+        return found(FindingKind::kForeignSegment,
+                     fmt::format("written by node '{}', the trail belongs to node '{}'",
+                                 escape_text(header->node_id), escape_text(report.node_id)));
+      }
+      const KeyringEntry* key = nullptr;
+      if (options.keyring != nullptr) {
+        key = options.keyring->find(header->key_id);
+        here.byte_offset = 132;
+        if (key == nullptr) {
+          return found(FindingKind::kUnknownKey,
+                       fmt::format("signing key {} is not in the keyring", key_id_hex(header->key_id)));
+        }
+        if (key->node_id != header->node_id) {
+          return found(FindingKind::kForeignSegment,
+                       fmt::format("signing key {} belongs to node '{}', not '{}'",
+                                   key_id_hex(header->key_id), escape_text(key->node_id),
+                                   escape_text(header->node_id)));
+        }
+        here.byte_offset = 0;
       }
       ++report.segments;
 
@@ -160,11 +237,128 @@ Result<VerifyReport> verify_trail(const std::string& dir) {
                                        sequence - 1));
       }
 
-      const SegmentScan scan = scan_segment_records(*bytes, header->previous_hash, true,
-                                                    [&](const ScannedRecord& record) {
-                                                      sessions.insert(record.view.session_id);
-                                                      return true;
-                                                    });
+      SegmentFacts& seg = facts[{shard, sequence}];
+      seg.header_digest = header_digest(*bytes);
+      seg.file_bytes = bytes->size();
+      MerkleBuilder merkle;
+      ChainHash before = header->previous_hash;  // chain hash of the record before the current
+      std::optional<VerifyFinding> control_finding;
+      const auto control_fails = [&](const ScannedRecord& r, FindingKind kind, std::string what) {
+        here.record_index = r.index;
+        here.byte_offset = r.offset;
+        here.kind = kind;
+        here.what = std::move(what);
+        control_finding = here;
+        return false;
+      };
+      const SegmentScan scan = scan_segment_records(
+          *bytes, header->previous_hash, true, [&](const ScannedRecord& r) {
+            const RecordView& view = r.view;
+            if (seg.sealed) {
+              return control_fails(r, FindingKind::kBadControl,
+                                   "a record follows the segment's seal");
+            }
+            // The first record of a segment after an unsealed one must be its recovery record.
+            if (r.index == 0 && previous != nullptr &&
+                previous->sealed == (view.type == EventType::kRecovery)) {
+              return control_fails(
+                  r, previous->sealed ? FindingKind::kBadControl : FindingKind::kUnsealed,
+                  previous->sealed
+                      ? fmt::format("recovery record, but segment {:08} ends with its seal",
+                                    sequence - 1)
+                      : fmt::format("segment {:08} ends without a seal and this segment does "
+                                    "not begin with a recovery record",
+                                    sequence - 1));
+            }
+            if (!is_control_type(view.type)) {
+              sessions.insert(view.session_id);
+            } else {
+              auto control = decode_control(view);
+              if (!control) return control_fails(r, FindingKind::kBadControl, control.error().message);
+              const ControlRecord& c = *control;
+              const std::string_view what = event_type_name(c.type);
+              if (c.shard != shard || c.segment != sequence) {
+                return control_fails(r, FindingKind::kBadControl,
+                                     fmt::format("{} names shard {} segment {:08}", what, c.shard,
+                                                 c.segment));
+              }
+              if (c.header_digest != seg.header_digest) {
+                return control_fails(r, FindingKind::kBadControl,
+                                     fmt::format("{} was made for another segment header", what));
+              }
+              if (c.key_id != header->key_id) {
+                return control_fails(r, FindingKind::kBadControl,
+                                     fmt::format("{} is signed by key {}, the header names {}",
+                                                 what, key_id_hex(c.key_id),
+                                                 key_id_hex(header->key_id)));
+              }
+              if (key != nullptr && !control_signature_valid(view.body, key->public_key)) {
+                return control_fails(r, FindingKind::kBadSignature,
+                                     fmt::format("{} signature does not verify with key {}", what,
+                                                 key_id_hex(c.key_id)));
+              }
+              if (c.type == EventType::kRecovery) {
+                if (r.index != 0 || previous == nullptr) {
+                  return control_fails(r, FindingKind::kBadControl,
+                                       "a recovery record that does not open a segment after an "
+                                       "unsealed one");
+                }
+                if (c.previous_header_digest != previous->header_digest ||
+                    c.records != previous->records || c.last_hash != previous->last_hash ||
+                    c.merkle_root != previous->merkle_root ||
+                    c.end_offset != previous->end_offset ||
+                    c.cut_bytes != previous->file_bytes - previous->end_offset) {
+                  return control_fails(
+                      r, FindingKind::kBadControl,
+                      fmt::format("recovery record states {} records ending at {} (+{} cut) for "
+                                  "segment {:08}, which holds {} ending at {} of {} bytes",
+                                  c.records, c.end_offset, c.cut_bytes, sequence - 1,
+                                  previous->records, previous->end_offset, previous->file_bytes));
+                }
+              } else {
+                if (c.records != r.index || c.last_hash != before) {
+                  return control_fails(
+                      r, FindingKind::kBadControl,
+                      fmt::format("{} covers {} records ending in hash {}, the segment has {} "
+                                  "before it ending in {}",
+                                  what, c.records, hex_of(c.last_hash), r.index, hex_of(before)));
+                }
+                if (c.merkle_root != merkle.root()) {
+                  return control_fails(r, FindingKind::kBadControl,
+                                       fmt::format("{} Merkle root does not match the segment's "
+                                                   "records",
+                                                   what));
+                }
+              }
+              if (c.type == EventType::kCheckpoint) {
+                if (last_checkpoint != 0 && c.number != last_checkpoint + 1) {
+                  return control_fails(
+                      r, FindingKind::kBadControl,
+                      c.number > last_checkpoint + 1
+                          ? fmt::format("checkpoint {} follows checkpoint {}: {} missing",
+                                        c.number, last_checkpoint, c.number - last_checkpoint - 1)
+                          : fmt::format("checkpoint {} follows checkpoint {}", c.number,
+                                        last_checkpoint));
+                }
+                last_checkpoint = c.number;
+                ++report.checkpoints;
+                if (c.heartbeat) ++report.heartbeats;
+              }
+              if (c.type == EventType::kSeal) {
+                seg.sealed = true;
+                ++report.seals;
+              }
+              seg.control_hashes[r.index] = view.stored_hash;
+              ++report.control_records;
+            }
+            merkle.add(view.stored_hash);
+            before = view.stored_hash;
+            return true;
+          });
+      if (control_finding) {
+        report.records += scan.records;
+        return finish(control_finding);
+      }
       report.records += scan.records;
       previous_torn.reset();
       if (scan.end == ScanEnd::kDamaged) {
@@ -174,6 +368,18 @@ Result<VerifyReport> verify_trail(const std::string& dir) {
                                                           : FindingKind::kBadRecord,
                      scan.reason);
       }
+      // A segment without records says nothing about its predecessor: the next one must still
+      // carry the recovery record.
+      if (scan.records == 0 && previous != nullptr && !previous->sealed && !last) {
+        return found(FindingKind::kUnsealed,
+                     fmt::format("segment {:08} ends without a seal and this segment holds no "
+                                 "recovery record",
+                                 sequence - 1));
+      }
+      seg.records = scan.records;
+      seg.end_offset = scan.end_offset;
+      seg.last_hash = scan.last_hash;
+      seg.merkle_root = merkle.root();
       if (scan.end == ScanEnd::kTornTail) {
         if (last) {
           if (!torn_candidate) {
@@ -187,8 +393,104 @@ Result<VerifyReport> verify_trail(const std::string& dir) {
           previous_torn = Torn{sequence, scan.records, scan.end_offset, scan.reason};
         }
       }
+      if (last && !seg.sealed) {
+        report.notes.push_back(fmt::format(
+            "{}: not sealed (the newest segment of a running gateway, or the writer stopped "
+            "without sealing: check it against the anchor file)",
+            name));
+      }
+      previous = &seg;
       chain = scan.last_hash;
       ++expected;
+    }
+    if (!sequences->empty()) newest[shard] = sequences->back();
+  }
+
+  if (options.anchor_file.empty()) return finish(std::nullopt);
+  auto text = read_whole_file(options.anchor_file);
+  if (!text) return std::unexpected(text.error());
+  report.anchors_checked = true;
+  const std::string_view all(reinterpret_cast<const char*>(text->data()), text->size());
+  uint64_t line_number = 0;
+  for (size_t at = 0; at < all.size();) {
+    size_t end = all.find('\n', at);
+    const bool complete = end != std::string_view::npos;
+    if (!complete) end = all.size();
+    const std::string_view line = all.substr(at, end - at);
+    at = end + 1;
+    ++line_number;
+    if (line.empty()) continue;
+    VerifyFinding here;
+    here.segment_file = options.anchor_file;
+    const auto bad_anchor = [&](std::string what) {
+      here.kind = FindingKind::kBadAnchor;
+      here.what = fmt::format("anchor file line {}: {}", line_number, what);
+      return finish(here);
+    };
+    auto parsed = parse_anchor_line(line);
+    if (!parsed) {
+      // An append torn by a crash leaves an incomplete last line; the writer goes on after it.
+      if (!complete) break;
+      return bad_anchor(parsed.error().message);
+    }
+    const AnchorRecord& a = parsed->anchor;
+    here.shard = a.shard;
+    here.segment_file = relative_segment(a.shard, a.segment);
+    here.segment_sequence = a.segment;
+    here.record_index = a.index;
+    auto view = decode_record(a.record);
+    auto control = view ? decode_control(*view) : Result<ControlRecord>(std::unexpected(view.error()));
+    if (!control) return bad_anchor(control.error().message);
+    if (control->shard != a.shard || control->segment != a.segment) {
+      return bad_anchor("the record names another shard or segment than the line");
+    }
+    if (options.keyring != nullptr) {
+      const KeyringEntry* key = options.keyring->find(control->key_id);
+      if (key == nullptr || !control_signature_valid(view->body, key->public_key)) {
+        return bad_anchor(fmt::format("{} signature does not verify", event_type_name(a.type)));
+      }
+    }
+    if (!report.node_id.empty() && parsed->node_id != report.node_id) {
+      continue;  // another node's anchors may share the file
+    }
+    ++report.anchors;
+    const std::string what =
+        a.type == EventType::kCheckpoint
+            ? fmt::format("anchored checkpoint {}", control->number)
+            : fmt::format("anchored {}", event_type_name(a.type));
+    const auto it = facts.find({a.shard, a.segment});
+    if (it == facts.end()) {
+      return finish(VerifyFinding{
+          .kind = FindingKind::kAnchorMismatch,
+          .shard = a.shard,
+          .segment_file = here.segment_file,
+          .segment_sequence = a.segment,
+          .record_index = a.index,
+          .byte_offset = 0,
+          .what = fmt::format("{} is missing: the segment is not in the trail{}", what,
+                              newest.contains(a.shard) && a.segment > newest[a.shard]
+                                  ? " (segments were deleted from the end)"
+                                  : ""),
+      });
+    }
+    const SegmentFacts& seg = it->second;
+    const auto hash = seg.control_hashes.find(a.index);
+    if (hash == seg.control_hashes.end()) {
+      here.kind = FindingKind::kAnchorMismatch;
+      here.what = a.index >= seg.records
+                      ? fmt::format("{} is missing: the segment holds {} intact records, the "
+                                    "anchor is record {} (records were cut from the end)",
+                                    what, seg.records, a.index)
+                      : fmt::format("{} is missing: record {} is not a control record", what,
+                                    a.index);
+      return finish(here);
+    }
+    ChainHash stored{};
+    std::memcpy(stored.data(), a.record.data() + a.record.size() - stored.size(), stored.size());
+    if (hash->second != stored) {
+      here.kind = FindingKind::kAnchorMismatch;
+      here.what = fmt::format("{} differs from the record in the trail", what);
+      return finish(here);
     }
   }
   return finish(std::nullopt);
@@ -320,6 +622,7 @@ Result<std::vector<SessionSummary>> list_sessions(const std::string& dir,
   auto walked = for_each_record(dir, [&](const TrailRecord& r) {
     const RecordView& view = r.record.view;
     if (filter.session_id && *filter.session_id != view.session_id) return true;
+    if (is_control_type(view.type)) return true;  // trail control records belong to no session
     auto [it, inserted] = by_id.try_emplace(view.session_id);
     SessionSummary& s = it->second;
     if (inserted) {
@@ -346,7 +649,9 @@ Result<std::vector<SessionSummary>> list_sessions(const std::string& dir,
 Result<std::vector<StoredEvent>> load_session(const std::string& dir, uint64_t session_id) {
   std::vector<StoredEvent> events;
   auto walked = for_each_record(dir, [&](const TrailRecord& r) {
-    if (r.record.view.session_id == session_id) events.push_back(to_stored(r.record.view));
+    if (r.record.view.session_id == session_id && !is_control_type(r.record.view.type)) {
+      events.push_back(to_stored(r.record.view));
+    }
     return true;
   });
   if (!walked) return std::unexpected(walked.error());

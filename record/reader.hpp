@@ -10,6 +10,7 @@
 
 #include "core/error.hpp"
 #include "record/event.hpp"
+#include "record/keys.hpp"
 #include "record/segment.hpp"
 
 namespace gh::rec {
@@ -25,6 +26,13 @@ enum class FindingKind : uint8_t {
   kSegmentLink,     // header's previous-segment hash differs from the previous segment's end
   kBadRecord,       // framing: length, field layout, type; or a cut in the middle of the trail
   kChainMismatch,   // a record's chain hash differs from SHA-256(previous hash || bytes)
+  kBadControl,      // a seal, checkpoint or recovery record does not match what it covers
+  kBadSignature,    // a control record's Ed25519 signature does not verify
+  kUnknownKey,      // a segment is signed by a key that is not in the keyring
+  kForeignSegment,  // a segment written by another node
+  kUnsealed,        // a segment that is not the newest ends without a seal or recovery record
+  kAnchorMismatch,  // an anchored checkpoint or seal is missing from the trail or differs
+  kBadAnchor,       // an anchor file line that does not parse or whose signature is wrong
 };
 std::string_view finding_kind_name(FindingKind kind);
 
@@ -44,6 +52,14 @@ struct VerifyReport {
   uint64_t segments = 0;
   uint64_t records = 0;   // intact records checked
   uint64_t sessions = 0;  // distinct session ids among them
+  uint64_t control_records = 0;  // seals, checkpoints and recovery records among `records`
+  uint64_t seals = 0;
+  uint64_t checkpoints = 0;  // heartbeats included
+  uint64_t heartbeats = 0;
+  uint64_t anchors = 0;      // anchor file lines checked against the trail
+  bool signatures_checked = false;
+  bool anchors_checked = false;  // an anchor file was given and read
+  std::string node_id;  // the node that wrote the trail (its first segment's header)
   // The first sign of tampering or corruption (the walk stops there), else the first truncated
   // tail (the walk checks the other shards first).
   std::optional<VerifyFinding> finding;
@@ -53,8 +69,19 @@ struct VerifyReport {
   bool ok() const { return !finding.has_value(); }
 };
 
-// Fails only when `dir` itself cannot be read; everything wrong inside is a finding.
-[[nodiscard]] Result<VerifyReport> verify_trail(const std::string& dir);
+struct VerifyOptions {
+  // Checks every control record's signature, and that each segment's key belongs to its node.
+  // Without a keyring, signatures are not checked (the report says so).
+  const Keyring* keyring = nullptr;
+  // The anchor file (recording.anchor_file): every checkpoint and seal in it must be in the trail,
+  // byte for byte. Catches records cut from the end and deleted newest segments.
+  std::string anchor_file;
+};
+
+// Fails only when `dir` (or the anchor file) cannot be read; everything wrong inside is a
+// finding.
+[[nodiscard]] Result<VerifyReport> verify_trail(const std::string& dir,
+                                                const VerifyOptions& options = {});
 
 struct TrailRecord {
   uint16_t shard = 0;

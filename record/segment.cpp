@@ -12,7 +12,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstddef>
 #include <cstring>
+#include <utility>
 
 #include "core/assert.hpp"
 #include "record/le.hpp"
@@ -32,8 +34,10 @@ constexpr size_t kOffSequence = kOffNodeId + limits::node_id_bytes_max;
 constexpr size_t kOffCreated = kOffSequence + 8;
 constexpr size_t kOffPreviousHash = kOffCreated + 8;
 constexpr size_t kOffFlags = kOffPreviousHash + limits::chain_hash_bytes;
-constexpr size_t kOffReserved = kOffFlags + 4;
-static_assert(kOffSequence == 80 && kOffPreviousHash == 96 && kOffReserved == 132);
+constexpr size_t kOffKeyId = kOffFlags + 4;
+constexpr size_t kOffReserved = kOffKeyId + limits::key_id_bytes;
+static_assert(kOffSequence == 80 && kOffPreviousHash == 96 && kOffKeyId == 132 &&
+              kOffReserved == 148);
 static_assert(kOffReserved < limits::segment_header_bytes);
 
 std::string errno_text(int err) { return std::strerror(err); }
@@ -162,7 +166,13 @@ std::array<std::byte, limits::segment_header_bytes> encode_segment_header(const 
   le::store<uint64_t>(out.data() + kOffCreated, h.created_ns);
   std::memcpy(out.data() + kOffPreviousHash, h.previous_hash.data(), h.previous_hash.size());
   le::store<uint32_t>(out.data() + kOffFlags, h.flags);
+  std::memcpy(out.data() + kOffKeyId, h.key_id.data(), h.key_id.size());
   return out;
+}
+
+ChainHash header_digest(std::span<const std::byte> bytes) {
+  GH_ASSERT(bytes.size() >= limits::segment_header_bytes);
+  return sha256(bytes.first(limits::segment_header_bytes));
 }
 
 Result<SegmentHeader> parse_segment_header(std::span<const std::byte> bytes) {
@@ -175,9 +185,11 @@ Result<SegmentHeader> parse_segment_header(std::span<const std::byte> bytes) {
   }
   SegmentHeader h;
   h.format_version = le::load<uint16_t>(bytes.data() + kOffVersion);
+  // Version 1 (unsigned, before seals and checkpoints) is refused: its segments prove nothing
+  // about who wrote them.
   if (h.format_version != kFormatVersion) {
-    return fail(fmt::format("unsupported format version {} (this build reads {})", h.format_version,
-                            kFormatVersion));
+    return fail(fmt::format("unsupported format version {} (this build reads {})",
+                            h.format_version, kFormatVersion));
   }
   const uint16_t header_bytes = le::load<uint16_t>(bytes.data() + kOffHeaderBytes);
   if (header_bytes != limits::segment_header_bytes) {
@@ -203,12 +215,14 @@ Result<SegmentHeader> parse_segment_header(std::span<const std::byte> bytes) {
   if ((h.flags & ~kHeaderFlagsKnown) != 0) {
     return fail(fmt::format("unknown header flags {:#x}", h.flags & ~kHeaderFlagsKnown));
   }
-  const auto reserved = bytes.subspan(kOffReserved, limits::segment_header_bytes - kOffReserved);
+  const size_t reserved_at = kOffReserved;
+  std::memcpy(h.key_id.data(), bytes.data() + kOffKeyId, h.key_id.size());
+  const auto reserved = bytes.subspan(reserved_at, limits::segment_header_bytes - reserved_at);
   if (!all_zero(reserved)) {
     const auto it = std::find_if(reserved.begin(), reserved.end(),
                                  [](std::byte b) { return b != std::byte{0}; });
     return fail(fmt::format("header padding is not zero at byte {}",
-                            kOffReserved + static_cast<size_t>(it - reserved.begin())));
+                            reserved_at + static_cast<size_t>(it - reserved.begin())));
   }
   return h;
 }
@@ -283,6 +297,27 @@ Result<std::vector<std::byte>> read_whole_file(const std::string& path) {
   return bytes;
 }
 
+Result<std::vector<std::byte>> read_file_prefix(const std::string& path, size_t bytes_max) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(fmt::format("{}: cannot open: {}", path, errno_text(errno)));
+  std::vector<std::byte> bytes(bytes_max);
+  size_t have = 0;
+  while (have < bytes_max) {
+    const ssize_t n = ::read(fd, bytes.data() + have, bytes_max - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return fail(fmt::format("{}: read failed: {}", path, errno_text(err)));
+    }
+    if (n == 0) break;
+    have += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  bytes.resize(have);
+  return bytes;
+}
+
 SegmentScan scan_segment_records(std::span<const std::byte> file, const ChainHash& start_hash,
                                  bool check_hashes,
                                  const std::function<bool(const ScannedRecord&)>& on_record) {
@@ -351,13 +386,20 @@ SegmentIo& posix_segment_io() {
   return io;
 }
 
+
 // ShardWriter
+
+namespace {
+// Control records go into the staged batch after a full batch of session records.
+constexpr size_t kStagedSlackBytes = 16 * 1024;
+}  // namespace
 
 ShardWriter::ShardWriter(ShardWriterOptions options)
     : options_(std::move(options)),
       io_(options_.io != nullptr ? options_.io : &posix_segment_io()),
-      shard_dir_(join_path(options_.trail_dir, shard_dir_name(options_.shard))) {
-  staged_.reserve(limits::write_batch_bytes_max);
+      shard_dir_(join_path(options_.trail_dir, shard_dir_name(options_.shard))),
+      key_(options_.key) {
+  staged_.reserve(limits::write_batch_bytes_max + kStagedSlackBytes);
 }
 
 ShardWriter::~ShardWriter() {
@@ -376,6 +418,7 @@ Result<std::unique_ptr<ShardWriter>> ShardWriter::open(ShardWriterOptions option
     return fail(fmt::format("segment_bytes_max {} is out of [{}, {}]", options.segment_bytes_max,
                             limits::segment_bytes_min, limits::segment_bytes_max));
   }
+  if (!options.key) return fail("a node key is required to sign the trail");
   std::unique_ptr<ShardWriter> writer(new ShardWriter(std::move(options)));
   if (auto made = make_directories(writer->shard_dir_); !made) return std::unexpected(made.error());
 
@@ -404,31 +447,131 @@ Result<std::unique_ptr<ShardWriter>> ShardWriter::open(ShardWriterOptions option
                             header->shard, header->sequence));
   }
   // Framing only: the link must reach the last intact record; judging the hashes is verify's job.
-  const SegmentScan scan = scan_segment_records(*bytes, header->previous_hash, false);
-  writer->resume_.previous_sequence = last;
+  MerkleBuilder merkle;
+  EventType last_type{};
+  uint32_t last_checkpoint = 0;
+  const SegmentScan scan =
+      scan_segment_records(*bytes, header->previous_hash, false, [&](const ScannedRecord& r) {
+        merkle.add(r.view.stored_hash);
+        last_type = r.view.type;
+        if (r.view.type == EventType::kCheckpoint) last_checkpoint = r.view.sequence;
+        return true;
+      });
+  // Checkpoint numbers run on across segments and restarts: find the newest one.
+  for (size_t i = sequences->size() - 1; last_checkpoint == 0 && i-- > 0;) {
+    auto older = read_whole_file(join_path(writer->shard_dir_, segment_file_name((*sequences)[i])));
+    if (!older) break;
+    auto older_header = parse_segment_header(*older);
+    if (!older_header) break;
+    (void)scan_segment_records(*older, older_header->previous_hash, false,
+                               [&](const ScannedRecord& r) {
+                                 if (r.view.type == EventType::kCheckpoint) {
+                                   last_checkpoint = r.view.sequence;
+                                 }
+                                 return true;
+                               });
+  }
+  ResumeInfo& resume = writer->resume_;
+  resume.previous_sequence = last;
+  resume.last_checkpoint = last_checkpoint;
+  resume.previous_sealed =
+      scan.end == ScanEnd::kClean && scan.records > 0 && last_type == EventType::kSeal;
   writer->chain_ = scan.last_hash;
   writer->staged_chain_ = scan.last_hash;
   writer->next_sequence_ = last + 1;
-  if (scan.end != ScanEnd::kClean) {
-    writer->resume_.previous_tail_torn = true;
-    writer->resume_.torn_bytes = bytes->size() - scan.end_offset;
-    writer->resume_.note = fmt::format(
-        "{}: {} bytes after record {} at offset {} are not intact ({}); the next segment links "
-        "to the last intact record",
-        path, writer->resume_.torn_bytes, scan.records, scan.end_offset, scan.reason);
+  writer->checkpoint_ = last_checkpoint;
+  if (!resume.previous_sealed) {
+    Recovery r;
+    r.sequence = last;
+    r.header_digest = header_digest(*bytes);
+    r.records = scan.records;
+    r.last_hash = scan.last_hash;
+    r.merkle_root = merkle.root();
+    r.end_offset = scan.end_offset;
+    r.cut_bytes = bytes->size() - scan.end_offset;
+    if (scan.end != ScanEnd::kClean) {
+      resume.previous_tail_torn = true;
+      resume.torn_bytes = r.cut_bytes;
+      r.reason = fmt::format(
+          "segment {:08} ended without a seal (the writer stopped: crash); {} bytes after record "
+          "{} at offset {} are not intact ({}) and are cut off",
+          last, r.cut_bytes, scan.records, scan.end_offset, scan.reason);
+    } else {
+      r.reason = fmt::format(
+          "segment {:08} ended without a seal (the writer stopped: crash); its {} records end "
+          "intact at offset {}",
+          last, scan.records, scan.end_offset);
+    }
+    resume.note = fmt::format("{}: {}", path, r.reason);
+    writer->recovery_ = std::move(r);
   }
   return writer;
 }
 
-bool ShardWriter::fits(size_t record_bytes) const {
-  const uint64_t segment_bytes = fd_ >= 0 ? segment_bytes_ : limits::segment_header_bytes;
-  const uint64_t segment_records = fd_ >= 0 ? segment_records_ : 0;
-  if (segment_records + staged_records_ == 0) return true;
-  return segment_bytes + staged_.size() + record_bytes <= options_.segment_bytes_max;
+uint64_t ShardWriter::staged_base_offset() const {
+  const uint64_t on_file = fd_ >= 0 ? file_bytes_ : limits::segment_header_bytes;
+  return on_file - staged_written_;
 }
 
-void ShardWriter::stage(std::span<const std::byte> body) {
+bool ShardWriter::fits(size_t record_bytes) const {
+  if (!segment_started_) return true;
+  if (sealed_) return false;
+  if (segment_records_ == 0) return true;
+  return staged_base_offset() + staged_.size() + record_bytes +
+             control_record_bytes(EventType::kSeal) <=
+         options_.segment_bytes_max;
+}
+
+Result<void> ShardWriter::begin_segment() {
+  GH_ASSERT(!segment_started_ && staged_.empty() && fd_ < 0);
+  header_ = SegmentHeader{};
+  header_.format_version = kFormatVersion;
+  header_.shard = options_.shard;
+  header_.node_id = options_.node_id;
+  header_.sequence = next_sequence_;
+  header_.created_ns = realtime_now_ns();
+  header_.previous_hash = chain_;
+  header_.key_id = key_->id();
+  if (recovery_ && recovery_->cut_bytes > 0) header_.flags |= kHeaderFlagPreviousTailTorn;
+  header_bytes_ = encode_segment_header(header_);
+  header_digest_ = header_digest(header_bytes_);
+  segment_key_ = key_;
+  segment_started_ = true;
+  sealed_ = false;
+  file_bytes_ = 0;
+  segment_records_ = 0;
+  merkle_.clear();
+  staged_chain_ = chain_;
+  written_ = Mark{limits::segment_header_bytes, 0, chain_, MerkleBuilder{}, checkpoint_};
+  synced_ = written_;
+  ++next_sequence_;
+  if (recovery_) {
+    ControlRecord r;
+    r.type = EventType::kRecovery;
+    r.time_ns = header_.created_ns;
+    r.previous_header_digest = recovery_->header_digest;
+    r.records = recovery_->records;
+    r.last_hash = recovery_->last_hash;
+    r.merkle_root = recovery_->merkle_root;
+    r.end_offset = recovery_->end_offset;
+    r.cut_bytes = recovery_->cut_bytes;
+    r.reason = recovery_->reason;
+    if (auto staged = stage_control(r); !staged) {
+      // Signing failed: undo, so that the next attempt starts this segment again.
+      segment_started_ = false;
+      --next_sequence_;
+      return staged;
+    }
+    recovery_bytes_ = staged_.size();
+    recovery_mark_ = Mark{limits::segment_header_bytes + staged_.size(), segment_records_,
+                          staged_chain_, merkle_, checkpoint_};
+  }
+  return {};
+}
+
+void ShardWriter::stage_record(std::span<const std::byte> body, bool control) {
   GH_ASSERT(staged_written_ == 0);
+  GH_ASSERT(segment_started_ && !sealed_);
   GH_ASSERT(staged_.size() + body.size() + limits::chain_hash_bytes <= staged_.capacity());
   // Only record bodies may reach a ring handed to the flusher (Ring::try_push(const Event&)).
   GH_ASSERT(body.size() >= limits::record_prefix_bytes &&
@@ -438,23 +581,75 @@ void ShardWriter::stage(std::span<const std::byte> body) {
   staged_.insert(staged_.end(), body.begin(), body.end());
   staged_.insert(staged_.end(), hash, hash + staged_chain_.size());
   ++staged_records_;
+  ++segment_records_;
+  merkle_.add(staged_chain_);
+  if (!control) session_records_since_checkpoint_ = true;
+}
+
+Result<void> ShardWriter::stage_control(ControlRecord& r) {
+  r.shard = options_.shard;
+  r.segment = header_.sequence;
+  r.header_digest = header_digest_;
+  auto body = encode_control(r, *segment_key_);
+  if (!body) return std::unexpected(body.error());
+  const uint64_t index = segment_records_;
+  stage_record(*body, true);
+  AnchorRecord anchor{options_.shard, header_.sequence, index, r.type, r.time_ns, std::move(*body)};
+  const auto* hash = reinterpret_cast<const std::byte*>(staged_chain_.data());
+  anchor.record.insert(anchor.record.end(), hash, hash + staged_chain_.size());
+  pending_anchors_.push_back(
+      PendingAnchor{staged_base_offset() + staged_.size(), std::move(anchor)});
+  return {};
+}
+
+Result<void> ShardWriter::stage(std::span<const std::byte> body) {
+  if (!segment_started_) {
+    if (auto begun = begin_segment(); !begun) return begun;
+  }
+  stage_record(body, false);
+  return {};
+}
+
+Result<void> ShardWriter::stage_checkpoint(uint64_t time_ns) {
+  GH_ASSERT(staged_written_ == 0);
+  if (!segment_started_) {
+    if (auto begun = begin_segment(); !begun) return begun;
+  }
+  ControlRecord r;
+  r.type = EventType::kCheckpoint;
+  r.time_ns = time_ns;
+  r.number = checkpoint_ + 1;
+  r.records = segment_records_;
+  r.last_hash = staged_chain_;
+  r.merkle_root = merkle_.root();
+  r.heartbeat = !session_records_since_checkpoint_;
+  if (auto staged = stage_control(r); !staged) return staged;
+  ++checkpoint_;
+  session_records_since_checkpoint_ = false;
+  return {};
+}
+
+Result<void> ShardWriter::stage_seal(uint64_t time_ns) {
+  GH_ASSERT(segment_started_ && !sealed_ && staged_written_ == 0);
+  ControlRecord r;
+  r.type = EventType::kSeal;
+  r.time_ns = time_ns;
+  r.records = segment_records_;
+  r.last_hash = staged_chain_;
+  r.merkle_root = merkle_.root();
+  if (auto staged = stage_control(r); !staged) return staged;
+  sealed_ = true;
+  return {};
 }
 
 Result<void> ShardWriter::open_segment() {
-  GH_ASSERT(fd_ < 0);
-  const std::string name = segment_file_name(next_sequence_);
-  const std::string path = join_path(shard_dir_, name);
+  GH_ASSERT(fd_ < 0 && segment_started_ && staged_written_ == 0);
+  const std::string path = join_path(shard_dir_, segment_file_name(header_.sequence));
   const std::string partial = path + ".partial";
-  SegmentHeader header;
-  header.shard = options_.shard;
-  header.node_id = options_.node_id;
-  header.sequence = next_sequence_;
-  header.created_ns = realtime_now_ns();
-  header.previous_hash = chain_;
-  if (first_segment_after_resume_ && resume_.previous_tail_torn) {
-    header.flags |= kHeaderFlagPreviousTailTorn;
-  }
-  const auto bytes = encode_segment_header(header);
+  // A recovery record goes to disk with the header, before the rename: a segment file that
+  // exists always carries its recovery record, even when the segment is abandoned right after.
+  const size_t with_header = recovery_ ? recovery_bytes_ : 0;
+  GH_ASSERT(with_header <= staged_.size());
 
   int fd = io_->open_new(partial);
   if (fd == -EEXIST) {
@@ -462,29 +657,49 @@ Result<void> ShardWriter::open_segment() {
     fd = io_->open_new(partial);
   }
   if (fd < 0) return fail(fmt::format("{}: cannot create: {}", partial, errno_text(-fd)));
-  const auto abandon = [&](std::string what, int err) -> Result<void> {
+  const auto abandon_partial = [&](std::string what, int err) -> Result<void> {
     (void)io_->close(fd);
     (void)io_->unlink(partial);
     return fail(fmt::format("{}: {}: {}", partial, what, errno_text(err)));
   };
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = io_->write(fd, std::span(bytes).subspan(done));
-    if (n == -EINTR) continue;
-    if (n < 0) return abandon("header write failed", static_cast<int>(-n));
-    if (n == 0) return abandon("header write made no progress", EIO);
-    done += static_cast<size_t>(n);
+  const auto write_all = [&](std::span<const std::byte> bytes) -> int {
+    size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t n = io_->write(fd, bytes.subspan(done));
+      if (n == -EINTR) continue;
+      if (n < 0) return static_cast<int>(-n);
+      if (n == 0) return EIO;
+      done += static_cast<size_t>(n);
+    }
+    return 0;
+  };
+  if (const int err = write_all(header_bytes_); err != 0) {
+    return abandon_partial("header write failed", err);
+  }
+  if (with_header > 0) {
+    if (const int err = write_all(std::span(staged_).first(with_header)); err != 0) {
+      return abandon_partial("recovery record write failed", err);
+    }
   }
   // Synced before the rename so that a crash never leaves a .seg with a torn header.
-  if (const int rc = io_->fdatasync(fd); rc < 0) return abandon("fdatasync failed", -rc);
+  if (const int rc = io_->fdatasync(fd); rc < 0) return abandon_partial("fdatasync failed", -rc);
   ++fsyncs_;
-  if (const int rc = io_->rename(partial, path); rc < 0) return abandon("rename failed", -rc);
+  if (const int rc = io_->rename(partial, path); rc < 0) return abandon_partial("rename failed", -rc);
   fd_ = fd;
-  segment_bytes_ = bytes.size();
-  segment_records_ = 0;
-  ++next_sequence_;
-  first_segment_after_resume_ = false;
+  file_bytes_ = header_bytes_.size() + with_header;
   dir_dirty_ = true;
+  if (with_header > 0) {
+    // The recovery record is on disk and synced: it leaves the staged batch.
+    staged_.erase(staged_.begin(), staged_.begin() + static_cast<ptrdiff_t>(with_header));
+    --staged_records_;
+    bytes_written_ += with_header;
+    ++records_written_;
+    GH_ASSERT(recovery_mark_.offset == file_bytes_);
+    written_ = recovery_mark_;
+    synced_ = recovery_mark_;
+    chain_ = recovery_mark_.chain;
+    recovery_.reset();
+  }
   return {};
 }
 
@@ -492,6 +707,7 @@ Result<void> ShardWriter::write_staged() {
   if (staged_.empty()) return {};
   if (fd_ < 0) {
     if (auto opened = open_segment(); !opened) return opened;
+    if (staged_.empty()) return {};
   }
   while (staged_written_ < staged_.size()) {
     const ssize_t n = io_->write(fd_, std::span(staged_).subspan(staged_written_));
@@ -499,17 +715,17 @@ Result<void> ShardWriter::write_staged() {
     if (n <= 0) {
       const int err = n < 0 ? static_cast<int>(-n) : EIO;
       return fail(fmt::format("{}/{}: write failed after {} of {} bytes: {}", shard_dir_,
-                              segment_file_name(next_sequence_ - 1), staged_written_,
-                              staged_.size(), errno_text(err)));
+                              segment_file_name(header_.sequence), staged_written_, staged_.size(),
+                              errno_text(err)));
     }
     staged_written_ += static_cast<size_t>(n);
-    segment_bytes_ += static_cast<uint64_t>(n);
+    file_bytes_ += static_cast<uint64_t>(n);
     bytes_written_ += static_cast<uint64_t>(n);
     dirty_ = true;
   }
-  segment_records_ += staged_records_;
   records_written_ += staged_records_;
   chain_ = staged_chain_;
+  written_ = Mark{file_bytes_, segment_records_, staged_chain_, merkle_, checkpoint_};
   staged_.clear();
   staged_records_ = 0;
   staged_written_ = 0;
@@ -520,10 +736,11 @@ Result<void> ShardWriter::sync() {
   if (dirty_ && fd_ >= 0) {
     if (const int rc = io_->fdatasync(fd_); rc < 0) {
       return fail(fmt::format("{}/{}: fdatasync failed: {}", shard_dir_,
-                              segment_file_name(next_sequence_ - 1), errno_text(-rc)));
+                              segment_file_name(header_.sequence), errno_text(-rc)));
     }
     ++fsyncs_;
     dirty_ = false;
+    synced_ = written_;
   }
   if (dir_dirty_) {
     if (const int rc = io_->sync_dir(shard_dir_); rc < 0) {
@@ -531,18 +748,31 @@ Result<void> ShardWriter::sync() {
     }
     dir_dirty_ = false;
   }
+  // Control records are anchored once they are durable, the directory entry included.
+  size_t ready = 0;
+  while (ready < pending_anchors_.size() && pending_anchors_[ready].end_offset <= synced_.offset) {
+    ready_anchors_.push_back(std::move(pending_anchors_[ready].anchor));
+    ++ready;
+  }
+  pending_anchors_.erase(pending_anchors_.begin(),
+                         pending_anchors_.begin() + static_cast<ptrdiff_t>(ready));
   return {};
 }
 
-Result<void> ShardWriter::rotate() {
-  GH_ASSERT(staged_written_ == 0);
-  if (fd_ < 0) return {};
+Result<void> ShardWriter::close_segment() {
+  GH_ASSERT(sealed_ && staged_.empty());
   if (auto synced = sync(); !synced) return synced;
-  (void)io_->close(fd_);
-  fd_ = -1;
-  segment_bytes_ = 0;
-  segment_records_ = 0;
+  GH_ASSERT(pending_anchors_.empty());
+  if (fd_ >= 0) {
+    (void)io_->close(fd_);
+    fd_ = -1;
+  }
+  segment_started_ = false;
+  sealed_ = false;
+  file_bytes_ = 0;
   return {};
 }
+
+std::vector<AnchorRecord> ShardWriter::take_anchors() { return std::exchange(ready_anchors_, {}); }
 
 }  // namespace gh::rec

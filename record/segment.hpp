@@ -18,12 +18,16 @@
 #include "core/error.hpp"
 #include "record/event.hpp"
 #include "record/hash.hpp"
+#include "record/control.hpp"
+#include "record/keys.hpp"
 #include "record/limits.hpp"
+#include "record/merkle.hpp"
 
 namespace gh::rec {
 
 inline constexpr std::array<char, 8> kSegmentMagic = {'G', 'H', 'T', 'R', 'A', 'I', 'L', '\0'};
-inline constexpr uint16_t kFormatVersion = 1;
+// Version 2 adds the signing key id, seals, checkpoints and recovery records (record/FORMAT.md).
+inline constexpr uint16_t kFormatVersion = 2;
 // The previous segment ends in a torn record; previous_hash links to its last intact record.
 inline constexpr uint32_t kHeaderFlagPreviousTailTorn = 1u << 0;
 inline constexpr uint32_t kHeaderFlagsKnown = kHeaderFlagPreviousTailTorn;
@@ -36,11 +40,14 @@ struct SegmentHeader {
   uint64_t created_ns = 0;
   ChainHash previous_hash{};  // zeros for the first segment
   uint32_t flags = 0;
+  KeyId key_id{};  // the key that signs this segment's control records
 };
 
 std::array<std::byte, limits::segment_header_bytes> encode_segment_header(const SegmentHeader& h);
 // Checks magic, version, header size, node id, flags and that every reserved byte is zero.
 [[nodiscard]] Result<SegmentHeader> parse_segment_header(std::span<const std::byte> bytes);
+// SHA-256 of the first segment_header_bytes of `bytes`: what control records bind themselves to.
+ChainHash header_digest(std::span<const std::byte> bytes);
 
 std::string shard_dir_name(uint16_t shard);        // "shard-00"
 std::string segment_file_name(uint64_t sequence);  // "00000001.seg"
@@ -56,6 +63,9 @@ std::optional<uint64_t> parse_segment_file_name(std::string_view name);
 // "<seq>.seg.partial" names: a rotation interrupted before its rename (a header at most).
 [[nodiscard]] Result<std::vector<std::string>> list_partial_files(const std::string& shard_dir);
 [[nodiscard]] Result<std::vector<std::byte>> read_whole_file(const std::string& path);
+// The first `bytes_max` bytes (or fewer when the file is shorter).
+[[nodiscard]] Result<std::vector<std::byte>> read_file_prefix(const std::string& path,
+                                                              size_t bytes_max);
 
 // Walking the records of one segment held in memory.
 enum class ScanEnd : uint8_t {
@@ -106,26 +116,31 @@ struct ShardWriterOptions {
   std::string node_id;
   uint16_t shard = 0;
   uint64_t segment_bytes_max = limits::segment_bytes_default;
-  SegmentIo* io = nullptr;  // posix_segment_io() when null
+  std::shared_ptr<const NodeKey> key;  // required: signs seals, checkpoints, recovery records
+  SegmentIo* io = nullptr;             // posix_segment_io() when null
 };
 
 // How the writer picked up an existing shard directory.
 struct ResumeInfo {
   uint64_t previous_sequence = 0;  // 0: the shard had no segment
+  bool previous_sealed = false;    // the newest segment ends with its seal (a clean stop)
   bool previous_tail_torn = false;
   uint64_t torn_bytes = 0;
+  uint32_t last_checkpoint = 0;    // the number of the newest checkpoint found; 0: none
   std::string note;  // human-readable, empty when nothing noteworthy
 };
 
-// Appends records of one shard: stage() a batch (hashing it), write_staged() it with as few
-// write(2) calls as possible, rotate() by size, sync() on the flusher's schedule. Never rewrites a
-// byte of a segment: a failed write leaves the batch staged and the next write_staged() continues
-// exactly where the kernel stopped. A new segment is written as <seq>.seg.partial, synced and
-// renamed, so a segment file never has a torn header. One thread only.
+// Appends records of one shard: stage() a batch (hashing it and adding it to the segment's
+// Merkle tree), write_staged() it with as few write(2) calls as possible, sync() on the flusher's
+// schedule, seal and close by size or age. Never rewrites a byte of a segment: a failed write
+// leaves the batch staged and the next write_staged() continues exactly where the kernel stopped.
+// A new segment is written as <seq>.seg.partial, synced and renamed, so a segment file never has
+// a torn header. One thread only.
 class ShardWriter {
  public:
   // Creates the shard directory if needed, removes leftover .partial files, and links to the
-  // last intact record of the newest existing segment. The next write opens a NEW segment.
+  // last intact record of the newest existing segment. The next record opens a NEW segment; when
+  // the newest one was not sealed (a crash), that segment starts with a recovery record.
   static Result<std::unique_ptr<ShardWriter>> open(ShardWriterOptions options);
   ~ShardWriter();
   ShardWriter(const ShardWriter&) = delete;
@@ -134,56 +149,123 @@ class ShardWriter {
   const ResumeInfo& resume_info() const { return resume_; }
   const std::string& shard_dir() const { return shard_dir_; }
 
+  // The key for segments begun from now on; the current segment keeps its own until sealed.
+  void set_key(std::shared_ptr<const NodeKey> key) { key_ = std::move(key); }
+  const KeyId& key_id() const { return key_->id(); }
+
+  // A segment has records staged or written and has not been sealed and closed yet.
+  bool segment_started() const { return segment_started_; }
+  uint64_t segment_created_ns() const { return header_.created_ns; }
+  const KeyId& segment_key_id() const { return header_.key_id; }
+  bool sealed() const { return sealed_; }  // the current segment's seal is staged or written
+
   // Whether a record of `record_bytes` (hash included) belongs in the current segment after what
-  // is staged, or the segment must rotate first. A segment always takes its first record.
+  // is staged, keeping room for the seal, or the segment must be sealed first. A segment always
+  // takes its first session record.
   bool fits(size_t record_bytes) const;
-  // Appends `body` (a record without its hash) and its chain hash to the staged batch. Not
-  // allowed while a partly written batch is pending.
-  void stage(std::span<const std::byte> body);
+  // Appends `body` (a record without its hash) and its chain hash to the staged batch, beginning
+  // a segment first if none is started. Not allowed while a partly written batch is pending or
+  // after the seal.
+  [[nodiscard]] Result<void> stage(std::span<const std::byte> body);
+  // Signed checkpoint of everything staged so far (a heartbeat when no session record came since
+  // the previous one). Begins a segment if none is started.
+  [[nodiscard]] Result<void> stage_checkpoint(uint64_t time_ns);
+  // The segment's signed seal: its last record. Requires a started segment.
+  [[nodiscard]] Result<void> stage_seal(uint64_t time_ns);
   bool has_staged() const { return !staged_.empty(); }
   size_t staged_bytes() const { return staged_.size(); }
   size_t staged_records() const { return staged_records_; }
   bool partly_written() const { return staged_written_ > 0; }
 
-  // Opens the next segment if none is open, then writes what is staged. On error the rest stays
+  // Opens the segment file if needed, then writes what is staged. On error the rest stays
   // staged (call again later); on success the batch is on the file and the chain advances.
   [[nodiscard]] Result<void> write_staged();
-  // fdatasync + close of the current segment; the next write_staged() opens the next one.
-  [[nodiscard]] Result<void> rotate();
-  // fdatasync when anything was written since the last sync.
+  // fdatasync when anything was written since the last sync (and the directory after a new
+  // segment). Control records become anchors (take_anchors) once synced.
   [[nodiscard]] Result<void> sync();
-  bool dirty() const { return dirty_; }
+  // After the seal is written and synced: closes the file; the next record begins segment + 1.
+  [[nodiscard]] Result<void> close_segment();
+  bool dirty() const { return dirty_ || dir_dirty_; }
+  uint64_t unsynced_bytes() const { return file_bytes_ - synced_.offset; }
+  // Control records made durable since the last call, in trail order.
+  std::vector<AnchorRecord> take_anchors();
 
   const ChainHash& chain() const { return chain_; }
   uint64_t next_sequence() const { return next_sequence_; }
   bool segment_open() const { return fd_ >= 0; }
+  uint64_t segment_bytes() const { return file_bytes_; }  // of the open segment, header included
   uint64_t records_written() const { return records_written_; }
   uint64_t bytes_written() const { return bytes_written_; }
   uint64_t fsyncs() const { return fsyncs_; }
 
  private:
+  // What a recovery record states about the segment before the one it opens.
+  struct Recovery {
+    uint64_t sequence = 0;
+    ChainHash header_digest{};
+    uint64_t records = 0;
+    ChainHash last_hash{};
+    MerkleHash merkle_root{};
+    uint64_t end_offset = 0;
+    uint64_t cut_bytes = 0;
+    std::string reason;
+  };
+  // The writer's position after some prefix of the segment.
+  struct Mark {
+    uint64_t offset = 0;  // file offset just after it
+    uint64_t records = 0;
+    ChainHash chain{};
+    MerkleBuilder merkle;
+    uint32_t checkpoint = 0;
+  };
+  struct PendingAnchor {
+    uint64_t end_offset;  // durable once synced up to here
+    AnchorRecord anchor;
+  };
+
   explicit ShardWriter(ShardWriterOptions options);
   Result<void> open_segment();
+  [[nodiscard]] Result<void> begin_segment();
+  void stage_record(std::span<const std::byte> body, bool control);
+  [[nodiscard]] Result<void> stage_control(ControlRecord& record);
+  uint64_t staged_base_offset() const;
 
   ShardWriterOptions options_;
   SegmentIo* io_;
   std::string shard_dir_;
   ResumeInfo resume_;
+  std::shared_ptr<const NodeKey> key_;
   ChainHasher hasher_;
 
+  // The current segment.
+  bool segment_started_ = false;
+  bool sealed_ = false;
+  SegmentHeader header_;
+  std::array<std::byte, limits::segment_header_bytes> header_bytes_{};
+  ChainHash header_digest_{};
+  std::shared_ptr<const NodeKey> segment_key_;
   int fd_ = -1;
-  uint64_t next_sequence_ = 1;  // the sequence the next open_segment() creates
-  uint64_t segment_bytes_ = 0;  // of the open segment, header included
-  uint64_t segment_records_ = 0;
-  bool first_segment_after_resume_ = true;
+  uint64_t next_sequence_ = 1;  // the sequence the next begin_segment() takes
+  uint64_t file_bytes_ = 0;     // bytes in the open segment file, header included
+  uint64_t segment_records_ = 0;  // staged and written
+  MerkleBuilder merkle_;          // over every record staged into the segment
+  uint32_t checkpoint_ = 0;       // number of the last checkpoint staged
+  bool session_records_since_checkpoint_ = false;
+  std::optional<Recovery> recovery_;  // to write first in the next segment
+  size_t recovery_bytes_ = 0;         // its bytes at the front of staged_, once begun
+  Mark recovery_mark_;                // the position after it
 
-  ChainHash chain_{};         // hash of the last record on file (or the segment link)
+  ChainHash chain_{};         // hash of the last record written (or the segment link)
   ChainHash staged_chain_{};  // hash of the last staged record
   std::vector<std::byte> staged_;
   size_t staged_records_ = 0;
   size_t staged_written_ = 0;
+  Mark written_;  // after the last completely written batch
+  Mark synced_;   // after the last successful fdatasync
   bool dirty_ = false;
   bool dir_dirty_ = false;
+  std::vector<PendingAnchor> pending_anchors_;
+  std::vector<AnchorRecord> ready_anchors_;
 
   uint64_t records_written_ = 0;
   uint64_t bytes_written_ = 0;

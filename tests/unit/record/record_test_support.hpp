@@ -14,6 +14,7 @@
 
 #include "record/event.hpp"
 #include "record/flusher.hpp"
+#include "record/keys.hpp"
 #include "record/ring.hpp"
 
 namespace gh::rec {
@@ -100,8 +101,16 @@ bool wait_until(Pred&& pred, std::chrono::milliseconds wait = std::chrono::secon
   return true;
 }
 
+// One node key for every test of a binary (generating is cheap, but one key keeps trails of one
+// test verifiable together).
+inline std::shared_ptr<const NodeKey> test_key() {
+  static const std::shared_ptr<const NodeKey> key = *NodeKey::generate();
+  return key;
+}
+
 inline FlusherOptions test_options(const std::string& dir, uint16_t shards = 1) {
   FlusherOptions options;
+  options.key = test_key();
   options.dir = dir;
   options.node_id = "test-node";
   options.shard_count = shards;

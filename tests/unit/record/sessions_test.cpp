@@ -255,7 +255,15 @@ TEST_F(Sessions, JsonVariantsCarryTheSameFacts) {
 TEST_F(Sessions, VerifyRendersOkAndFindings) {
   auto report = verify_trail(dir_.path());
   ASSERT_TRUE(report.has_value());
-  EXPECT_EQ(format_verify(*report), "ok: 2 shards, 2 segments, 10 records, 3 sessions\n");
+  EXPECT_EQ(format_verify(*report),
+            "ok: 2 shards, 2 segments, 12 records (10 of 3 sessions, 2 seals, 0 checkpoints of which "
+            "0 heartbeats), node test-node, signatures NOT checked (no --keys), no anchor file\n");
+  Keyring keyring;
+  ASSERT_TRUE(keyring.add({testing::test_key()->id(), testing::test_key()->public_key(), "test-node", ""}));
+  report = verify_trail(dir_.path(), VerifyOptions{.keyring = &keyring, .anchor_file = ""});
+  ASSERT_TRUE(report.has_value());
+  EXPECT_TRUE(format_verify(*report).find(", signatures verified, ") != std::string::npos)
+      << format_verify(*report);
   EXPECT_EQ(verify_to_json(*report)["ok"], true);
 
   VerifyReport bad = *report;

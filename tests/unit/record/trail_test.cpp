@@ -78,6 +78,7 @@ std::vector<std::vector<StoredEvent>> read_trail(const std::string& dir) {
   std::vector<std::vector<StoredEvent>> out;
   auto walked = for_each_record(dir, [&](const TrailRecord& r) {
     if (out.size() <= r.shard) out.resize(r.shard + 1);
+    if (is_control_type(r.record.view.type)) return true;  // seals, checkpoints: no session
     out[r.shard].push_back(to_stored(r.record.view));
     return true;
   });
@@ -118,6 +119,10 @@ std::string segment_path(const TempDir& dir, uint16_t shard, uint64_t sequence) 
   return dir / (shard_dir_name(shard) + "/" + segment_file_name(sequence));
 }
 
+// Records of sessions (what was pushed), without seals, checkpoints and recovery records.
+uint64_t session_records(const VerifyReport& r) { return r.records - r.control_records; }
+uint64_t session_records(const FlusherCounters& c) { return c.records - c.seals - c.checkpoints; }
+
 VerifyReport verify(const TempDir& dir) {
   auto report = verify_trail(dir.path());
   EXPECT_TRUE(report.has_value());
@@ -144,6 +149,7 @@ TEST(SegmentHeader, RoundTripsAndRejectsDamage) {
   h.created_ns = testing::kBaseTimeNs;
   h.previous_hash.fill(0xab);
   h.flags = kHeaderFlagPreviousTailTorn;
+  h.key_id.fill(0x5c);
   const auto bytes = encode_segment_header(h);
   EXPECT_EQ(std::memcmp(bytes.data(), "GHTRAIL\0", 8), 0);
   auto parsed = parse_segment_header(bytes);
@@ -154,6 +160,9 @@ TEST(SegmentHeader, RoundTripsAndRejectsDamage) {
   EXPECT_EQ(parsed->created_ns, testing::kBaseTimeNs);
   EXPECT_EQ(parsed->previous_hash, h.previous_hash);
   EXPECT_EQ(parsed->flags, kHeaderFlagPreviousTailTorn);
+  EXPECT_EQ(parsed->key_id, h.key_id);
+  EXPECT_EQ(bytes[132], std::byte{0x5c});
+  EXPECT_EQ(bytes[147], std::byte{0x5c});
 
   const auto broken = [&](size_t at, uint8_t value) {
     auto copy = bytes;
@@ -162,10 +171,12 @@ TEST(SegmentHeader, RoundTripsAndRejectsDamage) {
     return r ? std::string("accepted") : r.error().message;
   };
   EXPECT_NE(broken(0, 'X').find("magic"), std::string::npos);
-  EXPECT_NE(broken(8, 2).find("version 2"), std::string::npos);
+  EXPECT_NE(broken(8, 3).find("version 3"), std::string::npos);
+  EXPECT_NE(broken(8, 1).find("version 1"), std::string::npos) << "unsigned version 1 is refused";
   EXPECT_NE(broken(10, 1).find("header size 257"), std::string::npos);
   EXPECT_NE(broken(16 + 4, 'x').find("node id padding"), std::string::npos);
   EXPECT_NE(broken(128, 0x80).find("flags"), std::string::npos);
+  EXPECT_NE(broken(148, 1).find("padding is not zero at byte 148"), std::string::npos);
   EXPECT_NE(broken(255, 1).find("padding is not zero at byte 255"), std::string::npos);
   EXPECT_NE(broken(80, 0).find("sequence 0"), std::string::npos) << "42 -> 0";
   EXPECT_FALSE(parse_segment_header(std::span(bytes).first(255)).has_value());
@@ -178,7 +189,8 @@ TEST(Trail, EventsComeBackIdenticalThroughRingsAndFiles) {
   FlusherCounters counters;
   write_trail(testing::test_options(dir.path()), written, &counters);
   EXPECT_EQ(read_trail(dir.path()), written);
-  EXPECT_EQ(counters.records, 550u);
+  EXPECT_EQ(session_records(counters), 550u);
+  EXPECT_EQ(counters.seals, 2u) << "a clean stop seals each shard's segment";
   EXPECT_GT(counters.fsyncs, 0u);
   EXPECT_EQ(counters.write_errors, 0u);
 
@@ -186,7 +198,8 @@ TEST(Trail, EventsComeBackIdenticalThroughRingsAndFiles) {
   EXPECT_TRUE(report.ok()) << describe(report);
   EXPECT_EQ(report.shards, 2u);
   EXPECT_EQ(report.segments, 2u);
-  EXPECT_EQ(report.records, 550u);
+  EXPECT_EQ(session_records(report), 550u);
+  EXPECT_EQ(report.seals, 2u);
   EXPECT_EQ(report.sessions, 2u);
 
   auto header = parse_segment_header(load(segment_path(dir, 1, 1)));
@@ -211,7 +224,8 @@ TEST(Trail, RotationBySizeMakesLinkedSegmentsThatVerify) {
   const VerifyReport report = verify(dir);
   EXPECT_TRUE(report.ok()) << describe(report);
   EXPECT_EQ(report.segments, sequences->size());
-  EXPECT_EQ(report.records, 600u);
+  EXPECT_EQ(session_records(report), 600u);
+  EXPECT_EQ(report.seals, sequences->size()) << "every segment ends with its seal";
   EXPECT_EQ(read_trail(dir.path())[0], session_events(9, 600));
 }
 
@@ -240,7 +254,8 @@ TEST(Trail, RestartOpensANewSegmentLinkedToThePreviousOne) {
   const VerifyReport report = verify(dir);
   EXPECT_TRUE(report.ok()) << describe(report);
   EXPECT_EQ(report.segments, 2u);
-  EXPECT_EQ(report.records, 90u);
+  EXPECT_EQ(session_records(report), 90u);
+  EXPECT_EQ(report.control_records, 2u) << "two seals, no recovery record after a clean stop";
   auto all = first;
   all.insert(all.end(), second.begin(), second.end());
   EXPECT_EQ(read_trail(dir.path())[0], all);
@@ -251,7 +266,8 @@ TEST(Trail, TornTailIsReportedAsTruncationNotTampering) {
   const std::string path = one_segment_trail(dir, 20);
   auto bytes = load(path);
   const auto spans = record_spans(bytes);
-  bytes.resize(bytes.size() - 7);  // the crash cut the last record short
+  ASSERT_EQ(spans.size(), 21u) << "20 records and the seal";
+  bytes.resize(spans[19].offset + spans[19].length - 7);  // the crash cut record 19 short
   save(path, bytes);
 
   VerifyReport report = verify(dir);
@@ -295,7 +311,8 @@ TEST(Trail, RestartAfterATornTailLinksToTheLastIntactRecord) {
   EXPECT_EQ(header->flags, kHeaderFlagPreviousTailTorn);
   const VerifyReport report = verify(dir);
   EXPECT_TRUE(report.ok()) << describe(report);
-  EXPECT_EQ(report.records, 24u);
+  EXPECT_EQ(session_records(report), 24u);
+  EXPECT_EQ(report.control_records, 2u) << "the recovery record and the seal";
   ASSERT_EQ(report.notes.size(), 1u);
   EXPECT_NE(report.notes[0].find("torn tail"), std::string::npos);
 }
@@ -536,7 +553,7 @@ TEST(Flusher, WriteErrorsApplyBackPressureAndLoseNothing) {
   for (; sequence < 200; ++sequence) {
     ASSERT_TRUE(testing::push_blocking(ring, testing::statement(1, sequence, 200)));
   }
-  ASSERT_TRUE(testing::wait_until([&] { return flusher.counters().records == 200; }));
+  ASSERT_TRUE(testing::wait_until([&] { return session_records(flusher.counters()) == 200; }));
 
   disk.full = true;
   // Keep producing until the ring pushes back; nothing may be refused for any other reason.
@@ -552,13 +569,13 @@ TEST(Flusher, WriteErrorsApplyBackPressureAndLoseNothing) {
   ASSERT_TRUE(testing::wait_until([&] { return reported.load() >= 2; }));
   EXPECT_TRUE(flusher.degraded());
   EXPECT_TRUE(flusher.last_error().has_value());
-  EXPECT_LT(flusher.counters().records, produced);
+  EXPECT_LT(session_records(flusher.counters()), produced);
   EXPECT_GT(flusher.counters().write_errors, 0u);
   EXPECT_GT(ring.used_bytes(), 0u);
 
   disk.full = false;
-  ASSERT_TRUE(testing::wait_until([&] { return flusher.counters().records == produced; }))
-      << flusher.counters().records << " of " << produced;
+  ASSERT_TRUE(testing::wait_until([&] { return session_records(flusher.counters()) == produced; }))
+      << session_records(flusher.counters()) << " of " << produced;
   EXPECT_FALSE(flusher.degraded());
   for (; sequence < produced + 10; ++sequence) {
     ASSERT_TRUE(testing::push_blocking(ring, testing::statement(1, sequence, 200)));
