@@ -20,6 +20,6 @@ echo "== ASan+UBSan build: unit tests"
   ctest --output-on-failure -j "$jobs" -L unit)
 
 echo "== fuzz targets (libFuzzer, bounded)"
-./scripts/build.sh build-fuzz -DGH_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++
+./scripts/build.sh build-fuzz -DGH_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++-16
 (cd build-fuzz && ctest --output-on-failure -L fuzz)
 echo "== all tests passed"

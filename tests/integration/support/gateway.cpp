@@ -14,7 +14,7 @@ std::string gatehouse_binary() { return GH_GATEHOUSE_BIN; }
 Gateway::Gateway(const PostgresServer& pg, GatewayOptions options)
     : options_(std::move(options)), dir_(std::make_unique<TempDir>()) {
   port_ = free_port();
-  std::string yaml = "node_id: test-node\n";
+  std::string yaml = "node_id: " + options_.node_id + "\n";
   yaml += "engine:\n  shards: " + std::to_string(options_.shards) + "\n  drain_timeout_ms: 5000\n" +
           options_.engine_extra;
   yaml += "listeners:\n  - name: pg\n    protocol: postgres\n    address: " + options_.listen_host +

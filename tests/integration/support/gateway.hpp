@@ -26,6 +26,7 @@ struct ConnectionSpec {
 };
 
 struct GatewayOptions {
+  std::string node_id = "test-node";
   std::vector<ConnectionSpec> connections = {ConnectionSpec{}};
   std::string listen_host = "127.0.0.1";
   bool listener_tls = false;

@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <ostream>
 #include <string>
 #include <thread>
@@ -106,6 +108,16 @@ bool wait_until(Pred&& pred, std::chrono::milliseconds wait = std::chrono::secon
 inline std::shared_ptr<const NodeKey> test_key() {
   static const std::shared_ptr<const NodeKey> key = *NodeKey::generate();
   return key;
+}
+
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+inline void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
 }
 
 inline FlusherOptions test_options(const std::string& dir, uint16_t shards = 1) {
