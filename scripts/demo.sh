@@ -57,6 +57,7 @@ connections:
 recording:
   dir: trail
   flush_interval_ms: 50
+  anchor_file: $work/anchors.jsonl
 YAML
 cd "$work/gw"
 "$gatehouse" keygen -c gatehouse.yaml
@@ -86,5 +87,5 @@ echo "== 6. the recorded sessions"
 session=$("$gatehouse" sessions --dir trail --json | grep -o '"session_id":"[0-9a-f]*"' | head -n 1 | cut -d'"' -f4)
 "$gatehouse" replay "$session" --dir trail
 
-echo "== 7. gatehouse verify: the hash chain of the whole trail"
-"$gatehouse" verify trail
+echo "== 7. gatehouse verify: hash chain, signed seals and checkpoints, anchors kept outside the trail"
+"$gatehouse" verify trail --keys keyring.json --anchors "$work/anchors.jsonl"
