@@ -59,7 +59,9 @@ void record_sessions(Gateway& gw, int sessions) {
   for (int s = 0; s < sessions; ++s) {
     const std::string table = "ledger_" + std::to_string(s);
     auto r = gw.psql(token, {"-c", "CREATE TABLE " + table + "(id int, note text)", "-c",
-                             "INSERT INTO " + table + " SELECT g, repeat('x', 50) FROM generate_series(1, 20) g",
+                             // A long statement text, so that even the quieter shard fills segments.
+                             "INSERT INTO " + table + " SELECT g, repeat('x', 50) FROM generate_series(1, 20) g -- " +
+                                 std::string(1500, 'p'),
                              "-c", "UPDATE " + table + " SET note = 'audited' WHERE id = 3", "-c",
                              "SELECT count(*) FROM " + table, "-c", "SELECT marker_" + std::to_string(s) + "_a FROM " + table,
                              "-c", "DROP TABLE " + table});
@@ -244,10 +246,13 @@ TEST_F(TrailTamper, SegmentRewrittenWithRecomputedHashesButNoKey) {
 
 TEST_F(TrailTamper, SegmentFromAnotherNodeSplicedIn) {
   const auto [shard, count] = busiest();
-  const fs::path foreign = recorded->other / rec::shard_dir_name(0) / rec::segment_file_name(2);
-  const fs::path source = fs::exists(foreign) ? foreign
-                                              : recorded->other / rec::shard_dir_name(0) /
-                                                    rec::segment_file_name(1);
+  fs::path source;
+  for (uint16_t other_shard : {0, 1}) {
+    const fs::path candidate =
+        recorded->other / rec::shard_dir_name(other_shard) / rec::segment_file_name(1);
+    if (fs::exists(candidate)) source = candidate;
+  }
+  ASSERT_FALSE(source.empty()) << "the other node recorded nothing";
   auto foreign_bytes = edit::load(source.string());
   // Renumbered to fit in: the forger edits the header's shard and sequence.
   const uint16_t s = shard;
