@@ -16,14 +16,16 @@ void BM_ClassifySql(benchmark::State& state, const char* sql) {
     benchmark::DoNotOptimize(c);
   }
 }
-BENCHMARK_CAPTURE(BM_ClassifySql, pgbench_select, "SELECT abalance FROM pgbench_accounts WHERE aid = 48213;");
+BENCHMARK_CAPTURE(BM_ClassifySql, pgbench_select,
+                  "SELECT abalance FROM pgbench_accounts WHERE aid = 48213;");
 BENCHMARK_CAPTURE(BM_ClassifySql, tpcb_update,
                   "UPDATE pgbench_accounts SET abalance = abalance + -3012 WHERE aid = 48213;");
-BENCHMARK_CAPTURE(BM_ClassifySql, cte_join,
-                  "WITH recent AS (SELECT o.id, o.customer_id, sum(l.amount) AS total FROM orders o "
-                  "JOIN lines l ON l.order_id = o.id WHERE o.created_at > now() - interval '1 day' "
-                  "GROUP BY 1, 2) SELECT c.name, r.total FROM recent r JOIN customers c ON c.id = "
-                  "r.customer_id ORDER BY r.total DESC LIMIT 50");
+BENCHMARK_CAPTURE(
+    BM_ClassifySql, cte_join,
+    "WITH recent AS (SELECT o.id, o.customer_id, sum(l.amount) AS total FROM orders o "
+    "JOIN lines l ON l.order_id = o.id WHERE o.created_at > now() - interval '1 day' "
+    "GROUP BY 1, 2) SELECT c.name, r.total FROM recent r JOIN customers c ON c.id = "
+    "r.customer_id ORDER BY r.total DESC LIMIT 50");
 
 gh::mask::MaskPolicy policy_with(int patterns) {
   gh::config::Guardrails g;
@@ -53,7 +55,8 @@ void BM_MaskValues(benchmark::State& state) {
   if (!policy.grow_scratch(scratch)) state.SkipWithError("scratch");
   // Row-like text: words, numbers and punctuation, no secret.
   std::string text;
-  const std::string words = "order 1042 shipped to Rue de la Paix 12, total 99.50 EUR; note: fragile. ";
+  const std::string words =
+      "order 1042 shipped to Rue de la Paix 12, total 99.50 EUR; note: fragile. ";
   while (text.size() < value_bytes * 64) text += words;
   std::vector<std::string_view> values;
   for (size_t at = 0; at + value_bytes <= text.size() && values.size() < 64; at += value_bytes)
@@ -84,7 +87,8 @@ void BM_MaskOneDetector(benchmark::State& state) {
   gh::mask::Scratch scratch;
   if (!policy.grow_scratch(scratch)) state.SkipWithError("scratch");
   std::string text;
-  while (text.size() < 4096) text += "order 1042 shipped to Rue de la Paix 12, total 99.50 EUR; note: fragile. ";
+  while (text.size() < 4096)
+    text += "order 1042 shipped to Rue de la Paix 12, total 99.50 EUR; note: fragile. ";
   text.resize(4096);
   std::string out;
   std::vector<gh::mask::Match> matches;

@@ -2,6 +2,9 @@
 // yaml-cpp throws; its exceptions are caught by config::parse, which calls this file.
 #include "core/guardrails.hpp"
 
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -9,9 +12,6 @@
 #include <fstream>
 #include <set>
 #include <sstream>
-
-#include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
 
 namespace gh::config {
 namespace {
@@ -34,7 +34,8 @@ class RuleReader {
 
   std::unexpected<Error> error(const std::string& reason, std::string_view key = {}) const {
     const std::string where = key.empty() ? path_ : fmt::format("{}.{}", path_, key);
-    if (!name_.empty()) return fail(fmt::format("{}: {} (rule '{}'): {}", source_, where, name_, reason));
+    if (!name_.empty())
+      return fail(fmt::format("{}: {} (rule '{}'): {}", source_, where, name_, reason));
     return fail(fmt::format("{}: {}: {}", source_, where, reason));
   }
 
@@ -42,7 +43,8 @@ class RuleReader {
     if (!node_.IsMap()) return error("expected a mapping (a rule)");
     for (const auto& kv : node_) {
       const std::string key = kv.first.Scalar();
-      if (std::find(known.begin(), known.end(), key) == known.end()) return error("unknown key", key);
+      if (std::find(known.begin(), known.end(), key) == known.end())
+        return error("unknown key", key);
     }
     return {};
   }
@@ -85,7 +87,8 @@ class RuleReader {
     return error("expected true or false", key);
   }
 
-  Result<uint32_t> integer(std::string_view key, uint32_t fallback, uint32_t min, uint32_t max) const {
+  Result<uint32_t> integer(std::string_view key, uint32_t fallback, uint32_t min,
+                           uint32_t max) const {
     const YAML::Node n = node_[std::string(key)];
     if (!n) return fallback;
     const std::string text = n.IsScalar() ? n.Scalar() : std::string();
@@ -93,7 +96,8 @@ class RuleReader {
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
     if (ec != std::errc() || end != text.data() + text.size())
       return error(fmt::format("expected an integer, got '{}'", text), key);
-    if (v < min || v > max) return error(fmt::format("must be in {}..{}, got {}", min, max, text), key);
+    if (v < min || v > max)
+      return error(fmt::format("must be in {}..{}, got {}", min, max, text), key);
     return uint32_t(v);
   }
 
@@ -101,8 +105,7 @@ class RuleReader {
   Result<std::string> name(std::set<std::string>& seen) {
     auto n = string("name");
     if (!n) return std::unexpected(n.error());
-    if (n->empty() || n->size() > 64 ||
-        !std::all_of(n->begin(), n->end(), [](char c) {
+    if (n->empty() || n->size() > 64 || !std::all_of(n->begin(), n->end(), [](char c) {
           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
         }))
       return error("expected 1 to 64 letters, digits, '-', '_' or '.'", "name");
@@ -143,7 +146,8 @@ Result<std::string> qualified_name(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     if (text[i] == '"') quoted = !quoted;
     if (text[i] == '.' && !quoted) {
-      if (dot != std::string_view::npos) return fail(fmt::format("'{}': at most schema.table", text));
+      if (dot != std::string_view::npos)
+        return fail(fmt::format("'{}': at most schema.table", text));
       dot = i;
     }
   }
@@ -158,7 +162,8 @@ Result<std::string> qualified_name(std::string_view text) {
 Result<std::string> read_hash_key(const RuleReader& r, const std::filesystem::path& base_dir) {
   const bool has_file = r.has("hash_key_file");
   const bool has_env = r.has("hash_key_env");
-  if (has_file == has_env) return r.error("style hash needs hash_key_file or hash_key_env (one of them)");
+  if (has_file == has_env)
+    return r.error("style hash needs hash_key_file or hash_key_env (one of them)");
   std::string key;
   if (has_file) {
     auto file = r.string("hash_key_file");
@@ -197,8 +202,9 @@ Result<void> parse_sql_rule(RuleReader& r, SqlRule& rule, std::set<std::string>&
     return r.error("give statements (classes) or regex, exactly one of them");
   for (const auto& s : *statements) {
     auto c = statement_class_by_name(s);
-    if (!c) return r.error(fmt::format("unknown statement class '{}' (known: {})", s, all_class_names()),
-                           "statements");
+    if (!c)
+      return r.error(fmt::format("unknown statement class '{}' (known: {})", s, all_class_names()),
+                     "statements");
     if (std::find(rule.statements.begin(), rule.statements.end(), *c) == rule.statements.end())
       rule.statements.push_back(*c);
   }
@@ -211,11 +217,13 @@ Result<void> parse_sql_rule(RuleReader& r, SqlRule& rule, std::set<std::string>&
   auto schemas = r.strings("schemas");
   if (!schemas) return std::unexpected(schemas.error());
   if ((!tables->empty() || !schemas->empty())) {
-    if (rule.statements.empty()) return r.error("tables and schemas filter statement classes, not regex rules");
+    if (rule.statements.empty())
+      return r.error("tables and schemas filter statement classes, not regex rules");
     for (StatementClass c : rule.statements) {
       if (!statement_class_has_relations(c))
-        return r.error(fmt::format("statement class '{}' names no tables: tables and schemas do not apply",
-                                   statement_class_name(c)));
+        return r.error(
+            fmt::format("statement class '{}' names no tables: tables and schemas do not apply",
+                        statement_class_name(c)));
     }
   }
   for (const auto& t : *tables) {
@@ -231,8 +239,8 @@ Result<void> parse_sql_rule(RuleReader& r, SqlRule& rule, std::set<std::string>&
   return {};
 }
 
-Result<MaskRule> parse_mask_rule(RuleReader& r, std::set<std::string>& names, const std::string& path,
-                                 const std::filesystem::path& base_dir) {
+Result<MaskRule> parse_mask_rule(RuleReader& r, std::set<std::string>& names,
+                                 const std::string& path, const std::filesystem::path& base_dir) {
   MaskRule rule;
   rule.path = path;
   if (auto ok = r.only_keys({"name", "detect", "regex", "caseless", "columns", "style", "keep",
@@ -249,7 +257,8 @@ Result<MaskRule> parse_mask_rule(RuleReader& r, std::set<std::string>& names, co
   if (!regex) return std::unexpected(regex.error());
   if (!columns) return std::unexpected(columns.error());
   const int kinds = int(!detector->empty()) + int(!regex->empty()) + int(!columns->empty());
-  if (kinds != 1) return r.error("give detect (a built-in detector), regex or columns, exactly one of them");
+  if (kinds != 1)
+    return r.error("give detect (a built-in detector), regex or columns, exactly one of them");
   rule.detector = *detector;
   rule.regex = *regex;
   for (const auto& c : *columns) {
@@ -273,7 +282,8 @@ Result<MaskRule> parse_mask_rule(RuleReader& r, std::set<std::string>& names, co
   }
   auto keep = r.integer("keep", 4, 1, 64);
   if (!keep) return std::unexpected(keep.error());
-  if (r.has("keep") && rule.style != MaskStyle::kKeepLast) return r.error("only with style keep_last", "keep");
+  if (r.has("keep") && rule.style != MaskStyle::kKeepLast)
+    return r.error("only with style keep_last", "keep");
   rule.keep = *keep;
   auto mask_char = r.string("mask_char", "*");
   if (!mask_char) return std::unexpected(mask_char.error());
@@ -294,7 +304,8 @@ Result<MaskRule> parse_mask_rule(RuleReader& r, std::set<std::string>& names, co
 }  // namespace
 
 Result<Guardrails> parse_guardrails(const YAML::Node& connection, const std::string& source,
-                                    const std::string& path, const std::filesystem::path& base_dir) {
+                                    const std::string& path,
+                                    const std::filesystem::path& base_dir) {
   Guardrails g;
   if (const YAML::Node n = connection["allow_function_call"]) {
     const std::string v = n.IsScalar() ? n.Scalar() : std::string();
@@ -318,7 +329,8 @@ Result<Guardrails> parse_guardrails(const YAML::Node& connection, const std::str
     const std::string p = fmt::format("{}.deny[{}]", path, i);
     const YAML::Node node = (*deny)[i];
     RuleReader r(source, p, node);
-    if (auto ok = r.only_keys({"name", "statements", "tables", "schemas", "regex", "caseless"}); !ok)
+    if (auto ok = r.only_keys({"name", "statements", "tables", "schemas", "regex", "caseless"});
+        !ok)
       return std::unexpected(ok.error());
     SqlRule rule;
     if (auto ok = parse_sql_rule(r, rule, names, p); !ok) return std::unexpected(ok.error());
@@ -340,7 +352,8 @@ Result<Guardrails> parse_guardrails(const YAML::Node& connection, const std::str
     if (auto ok = parse_sql_rule(r, rule, names, p); !ok) return std::unexpected(ok.error());
     auto approvers = r.strings("approvers");
     if (!approvers) return std::unexpected(approvers.error());
-    if (approvers->empty()) return r.error("required: the groups whose members may approve", "approvers");
+    if (approvers->empty())
+      return r.error("required: the groups whose members may approve", "approvers");
     rule.approver_groups = std::move(*approvers);
     auto approvals = r.integer("approvals", 1, 1, 16);
     if (!approvals) return std::unexpected(approvals.error());

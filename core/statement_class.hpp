@@ -12,27 +12,27 @@ namespace gh::config {
 // Statement classes a SQL rule can name; mask/sql_classifier.* finds them in the parse tree of
 // the real PostgreSQL grammar (libpg_query), wherever they are nested (CTEs, EXPLAIN, PREPARE).
 enum class StatementClass : uint8_t {
-  kDrop,                // DROP of any object (table, schema, database, role...)
+  kDrop,  // DROP of any object (table, schema, database, role...)
   kTruncate,
   // DELETE without WHERE (WHERE CURRENT OF counts as one), MERGE ... WHEN MATCHED THEN DELETE
   // without an AND condition (its ON condition joins, it does not filter)
   kDeleteWithoutWhere,
   kUpdateWithoutWhere,
-  kDelete,              // any DELETE, MERGE ... DELETE
-  kUpdate,              // any UPDATE, MERGE ... UPDATE, INSERT ... ON CONFLICT DO UPDATE
-  kInsert,              // any INSERT, MERGE ... INSERT, COPY ... FROM
-  kAlter,  // ALTER of any object but the system and roles (their own classes), REASSIGN OWNED
-  kGrant,               // GRANT, REVOKE (privileges and role membership), ALTER DEFAULT PRIVILEGES
-  kRole,                // CREATE / ALTER ROLE, USER, GROUP
-  kCopyProgram,         // COPY ... TO / FROM PROGRAM
-  kCopyFile,            // COPY ... TO / FROM a server-side file
+  kDelete,       // any DELETE, MERGE ... DELETE
+  kUpdate,       // any UPDATE, MERGE ... UPDATE, INSERT ... ON CONFLICT DO UPDATE
+  kInsert,       // any INSERT, MERGE ... INSERT, COPY ... FROM
+  kAlter,        // ALTER of any object but the system and roles (their own classes), REASSIGN OWNED
+  kGrant,        // GRANT, REVOKE (privileges and role membership), ALTER DEFAULT PRIVILEGES
+  kRole,         // CREATE / ALTER ROLE, USER, GROUP
+  kCopyProgram,  // COPY ... TO / FROM PROGRAM
+  kCopyFile,     // COPY ... TO / FROM a server-side file
   kAlterSystem,
-  kSetRole,             // SET / RESET ROLE, SET SESSION AUTHORIZATION, set_config('role', ...)
-  kCreateFunction,      // CREATE [OR REPLACE] FUNCTION / PROCEDURE
-  kDo,                  // DO blocks
-  kLoExport,            // lo_export() anywhere in a statement
-  kLoImport,            // lo_import()
-  kDblinkExec,          // dblink_exec() (and dblink(), which runs SQL as well)
+  kSetRole,         // SET / RESET ROLE, SET SESSION AUTHORIZATION, set_config('role', ...)
+  kCreateFunction,  // CREATE [OR REPLACE] FUNCTION / PROCEDURE
+  kDo,              // DO blocks
+  kLoExport,        // lo_export() anywhere in a statement
+  kLoImport,        // lo_import()
+  kDblinkExec,      // dblink_exec() (and dblink(), which runs SQL as well)
 };
 inline constexpr size_t kStatementClassCount = size_t(StatementClass::kDblinkExec) + 1;
 

@@ -133,7 +133,8 @@ std::optional<Core> confirm_slack(std::string_view m) {
   auto c = confirm_trailing(m, is_slack_char);
   if (!c) return std::nullopt;
   constexpr std::string_view kServices = "/services/";
-  if (const size_t p = m.find(kServices); m.starts_with("https://") && p != std::string_view::npos) {
+  if (const size_t p = m.find(kServices);
+      m.starts_with("https://") && p != std::string_view::npos) {
     c->from = p + kServices.size();
   }
   if (c->to <= c->from) return std::nullopt;

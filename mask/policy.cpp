@@ -2,9 +2,9 @@
 // regexes and column names. Must not know sockets, files or sessions.
 #include "mask/policy.hpp"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 namespace gh::mask {
 namespace {
@@ -65,7 +65,8 @@ std::optional<SqlVerdict> SqlPolicy::match_classes(const Rule& r, const Classifi
   const config::SqlRule& rule = *r.rule;
   if (rule.statements.empty()) return std::nullopt;
   for (const Finding& f : c.findings) {
-    if (std::find(rule.statements.begin(), rule.statements.end(), f.statement_class) == rule.statements.end())
+    if (std::find(rule.statements.begin(), rule.statements.end(), f.statement_class) ==
+        rule.statements.end())
       continue;
     const bool filtered = !rule.tables.empty() || !rule.schemas.empty();
     if (filtered) {
@@ -97,7 +98,8 @@ SqlVerdict SqlPolicy::judge(std::string_view sql, const Classification& c, Scrat
   std::vector<Match> matches;
   if (regexes_) {
     if (!regexes_->scan(sql, scratch, matches)) {
-      return SqlVerdict{SqlVerdict::Kind::kDeny, std::string(kRuleUnparseable), "regex scan failed"};
+      return SqlVerdict{SqlVerdict::Kind::kDeny, std::string(kRuleUnparseable),
+                        "regex scan failed"};
     }
   }
   for (SqlVerdict::Kind kind : {SqlVerdict::Kind::kDeny, SqlVerdict::Kind::kApprove}) {
@@ -112,7 +114,8 @@ SqlVerdict SqlPolicy::judge(std::string_view sql, const Classification& c, Scrat
     }
     for (const Match& m : matches) {
       const Rule& r = regex_rules_[m.pattern];
-      if (r.kind == kind) return SqlVerdict{kind, r.rule->name, "the text matches the rule's regex"};
+      if (r.kind == kind)
+        return SqlVerdict{kind, r.rule->name, "the text matches the rule's regex"};
     }
   }
   return {};
@@ -120,8 +123,9 @@ SqlVerdict SqlPolicy::judge(std::string_view sql, const Classification& c, Scrat
 
 SqlVerdict SqlPolicy::judge_function_call() const {
   if (empty() || allow_function_call_) return {};
-  return SqlVerdict{SqlVerdict::Kind::kDeny, std::string(kRuleFunctionCall),
-                    "FunctionCall (fast-path) messages bypass SQL rules; allow_function_call is off"};
+  return SqlVerdict{
+      SqlVerdict::Kind::kDeny, std::string(kRuleFunctionCall),
+      "FunctionCall (fast-path) messages bypass SQL rules; allow_function_call is off"};
 }
 
 // ---- mask rules ---------------------------------------------------------------------------------
@@ -149,9 +153,11 @@ Result<MaskPolicy> MaskPolicy::compile(const config::Guardrails& g, const std::s
       auto d = detector_by_name(r.detector);
       if (!d) {
         std::string known;
-        for (const DetectorSpec& s : builtin_detectors()) known += (known.empty() ? "" : ", ") + std::string(s.name);
-        return fail(rule_error(source, r.path + ".detect", r.name,
-                               fmt::format("unknown detector '{}' (known: {})", r.detector, known)));
+        for (const DetectorSpec& s : builtin_detectors())
+          known += (known.empty() ? "" : ", ") + std::string(s.name);
+        return fail(
+            rule_error(source, r.path + ".detect", r.name,
+                       fmt::format("unknown detector '{}' (known: {})", r.detector, known)));
       }
       const DetectorSpec* spec = detector_spec(*d);
       for (std::string_view e : spec->expressions) {
@@ -167,8 +173,9 @@ Result<MaskPolicy> MaskPolicy::compile(const config::Guardrails& g, const std::s
     }
     if (!own.empty()) {
       auto alone = PatternSet::compile(own, true);
-      if (!alone) return fail(rule_error(source, r.path + (r.regex.empty() ? ".detect" : ".regex"), r.name,
-                                         alone.error().message));
+      if (!alone)
+        return fail(rule_error(source, r.path + (r.regex.empty() ? ".detect" : ".regex"), r.name,
+                               alone.error().message));
       for (auto& pat : own) patterns.push_back(std::move(pat));
       for (auto& o : own_owners) p.owners_.push_back(o);
     }
@@ -176,7 +183,8 @@ Result<MaskPolicy> MaskPolicy::compile(const config::Guardrails& g, const std::s
   }
   if (!patterns.empty()) {
     auto prefilter = PatternSet::compile(std::move(prefilters), false);
-    if (!prefilter) return fail(fmt::format("{}: mask rules: {}", source, prefilter.error().message));
+    if (!prefilter)
+      return fail(fmt::format("{}: mask rules: {}", source, prefilter.error().message));
     p.prefilter_ = std::move(*prefilter);
     auto set = PatternSet::compile(std::move(patterns), true);
     if (!set) return fail(fmt::format("{}: mask rules: {}", source, set.error().message));
@@ -218,7 +226,8 @@ size_t MaskPolicy::mask_value(std::string_view value, Scratch& scratch, std::str
     if (replaced == 0) out.assign(value);
     const size_t from = m.from + core->from;
     // Each replacement reads the original value, so overlapping matches never hash a mask.
-    replace(rules_[owner.rule].replacement, value.substr(from, core->to - core->from), out.data() + from);
+    replace(rules_[owner.rule].replacement, value.substr(from, core->to - core->from),
+            out.data() + from);
     ++replaced;
   }
   matches.resize(kept);
@@ -229,7 +238,8 @@ void MaskPolicy::mask_whole(int rule, std::string_view value, char* out, bool bi
   replace(rules_[size_t(rule)].replacement, value, out, binary);
 }
 
-Result<std::vector<std::unique_ptr<ConnectionPolicy>>> compile_policies(const config::Config& config) {
+Result<std::vector<std::unique_ptr<ConnectionPolicy>>> compile_policies(
+    const config::Config& config) {
   std::vector<std::unique_ptr<ConnectionPolicy>> out;
   const std::string source = config.source.string();
   for (const auto& c : config.connections) {
@@ -237,7 +247,8 @@ Result<std::vector<std::unique_ptr<ConnectionPolicy>>> compile_policies(const co
     if (!sql) return std::unexpected(sql.error());
     auto mask = MaskPolicy::compile(c.guardrails, source);
     if (!mask) return std::unexpected(mask.error());
-    out.push_back(std::make_unique<ConnectionPolicy>(ConnectionPolicy{std::move(*sql), std::move(*mask)}));
+    out.push_back(
+        std::make_unique<ConnectionPolicy>(ConnectionPolicy{std::move(*sql), std::move(*mask)}));
   }
   return out;
 }

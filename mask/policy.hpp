@@ -147,6 +147,7 @@ struct ConnectionPolicy {
 
 // Compiles every connection's guardrails (same order as config.connections); the first error
 // names the file, the rule and the reason. `gatehouse check` and `serve` both call it.
-Result<std::vector<std::unique_ptr<ConnectionPolicy>>> compile_policies(const config::Config& config);
+Result<std::vector<std::unique_ptr<ConnectionPolicy>>> compile_policies(
+    const config::Config& config);
 
 }  // namespace gh::mask

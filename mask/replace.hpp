@@ -23,7 +23,8 @@ struct Replacement {
 // valid UTF-8 stays valid UTF-8 (every byte of a multi-byte character is replaced).
 // - kMask: every byte becomes mask_char.
 // - kKeepLast: the last `keep` ASCII letters and digits stay, earlier ones and every non-ASCII
-//   byte become mask_char, punctuation and spaces stay (4111-1111-1111-1111 -> ****-****-****-1111).
+//   byte become mask_char, punctuation and spaces stay (4111-1111-1111-1111 ->
+//   ****-****-****-1111).
 // - kHash: letters and digits are replaced by letters and digits drawn from
 //   HMAC-SHA-256(hash_key, original) (case and digit-ness kept), non-ASCII bytes by letters,
 //   punctuation and spaces stay: the same input gives the same token, so joins still line up.

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-
 #include <nlohmann/json.hpp>
 
 namespace gh::mask {
@@ -125,8 +124,9 @@ class Walker {
       const bool is_delete = type == "DeleteStmt";
       relation_field(is_delete ? StatementClass::kDelete : StatementClass::kUpdate, body);
       if (!body.contains("whereClause"))
-        relation_field(is_delete ? StatementClass::kDeleteWithoutWhere : StatementClass::kUpdateWithoutWhere,
-                       body);
+        relation_field(
+            is_delete ? StatementClass::kDeleteWithoutWhere : StatementClass::kUpdateWithoutWhere,
+            body);
       if (!is_delete) {
         // pg_settings updates call set_config for each row (a rule of the system view).
         auto rel = body.find("relation");
@@ -165,7 +165,8 @@ class Walker {
       add(StatementClass::kAlter);
     } else if (type.starts_with("Alter") || type == "RenameStmt") {
       relation_field(StatementClass::kAlter, body);
-      if (type == "RenameStmt" && body.value("renameType", "") == "OBJECT_ROLE") add(StatementClass::kRole);
+      if (type == "RenameStmt" && body.value("renameType", "") == "OBJECT_ROLE")
+        add(StatementClass::kRole);
     } else if (type == "GrantStmt") {
       grant(body);
     } else if (type == "GrantRoleStmt") {
@@ -173,7 +174,8 @@ class Walker {
     } else if (type == "CopyStmt") {
       const bool program = body.value("is_program", false);
       const bool file = body.contains("filename");
-      if (program || file) relation_field(program ? StatementClass::kCopyProgram : StatementClass::kCopyFile, body);
+      if (program || file)
+        relation_field(program ? StatementClass::kCopyProgram : StatementClass::kCopyFile, body);
       // COPY ... FROM (STDIN, a file or a program) inserts rows.
       if (body.value("is_from", false)) relation_field(StatementClass::kInsert, body);
     } else if (type == "VariableSetStmt") {
@@ -216,9 +218,10 @@ class Walker {
     }
     const std::string kind = body.value("removeType", "");
     static constexpr std::array<std::string_view, 6> kRelationKinds = {
-        "OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_INDEX", "OBJECT_SEQUENCE",
-        "OBJECT_FOREIGN_TABLE"};
-    const bool relations = std::find(kRelationKinds.begin(), kRelationKinds.end(), kind) != kRelationKinds.end();
+        "OBJECT_TABLE", "OBJECT_VIEW",     "OBJECT_MATVIEW",
+        "OBJECT_INDEX", "OBJECT_SEQUENCE", "OBJECT_FOREIGN_TABLE"};
+    const bool relations =
+        std::find(kRelationKinds.begin(), kRelationKinds.end(), kind) != kRelationKinds.end();
     bool any = false;
     if (auto objects = body.find("objects"); objects != body.end() && objects->is_array()) {
       for (const json& o : *objects) {
@@ -231,7 +234,8 @@ class Walker {
         } else if (relations && o.is_object() && o.contains("List")) {
           // [catalog.][schema.]name
           std::vector<std::string> parts;
-          for (const json& item : o["List"].value("items", json::array())) parts.push_back(string_node(item));
+          for (const json& item : o["List"].value("items", json::array()))
+            parts.push_back(string_node(item));
           if (parts.empty()) continue;
           Relation r;
           r.name = parts.back();
@@ -285,7 +289,8 @@ class Walker {
       // SET standard_conforming_strings = on is written as a keyword or identifier, not a string.
       std::string v = value.value_or("");
       if (!value) {
-        if (auto args = body.find("args"); args != body.end() && args->is_array() && !args->empty()) {
+        if (auto args = body.find("args");
+            args != body.end() && args->is_array() && !args->empty()) {
           const json& a = (*args)[0];
           if (a.contains("A_Const") && a["A_Const"].contains("boolval")) {
             v = a["A_Const"]["boolval"].value("boolval", false) ? "on" : "off";
@@ -303,7 +308,8 @@ class Walker {
 
   void function_call(const json& body) {
     std::string name;
-    if (auto names = body.find("funcname"); names != body.end() && names->is_array() && !names->empty())
+    if (auto names = body.find("funcname");
+        names != body.end() && names->is_array() && !names->empty())
       name = string_node(names->back());
     if (name == "lo_export") add(StatementClass::kLoExport);
     if (name == "lo_import") add(StatementClass::kLoImport);
@@ -407,11 +413,11 @@ bool client_encoding_lexes_safely(std::string_view name) {
   // encnames.c; the client-only ones (SJIS, BIG5, GBK, UHC, GB18030, JOHAB, SHIFT_JIS_2004) are
   // left out on purpose: their second bytes include '\\' and other ASCII.
   static constexpr std::array<std::string_view, 15> kExact = {
-      "utf8", "unicode", "sqlascii", "eucjp", "euccn", "euckr", "euctw", "eucjis2004",
-      "muleinternal", "koi8", "koi8r", "koi8u", "alt", "win", "tcvn"};
+      "utf8",         "unicode", "sqlascii", "eucjp", "euccn", "euckr", "euctw", "eucjis2004",
+      "muleinternal", "koi8",    "koi8r",    "koi8u", "alt",   "win",   "tcvn"};
   if (std::find(kExact.begin(), kExact.end(), n) != kExact.end()) return true;
-  static constexpr std::array<std::string_view, 8> kPrefixes = {"latin", "iso8859", "win125", "windows125",
-                                                                "win866", "win874", "cp125", "cp866"};
+  static constexpr std::array<std::string_view, 8> kPrefixes = {
+      "latin", "iso8859", "win125", "windows125", "win866", "win874", "cp125", "cp866"};
   for (std::string_view p : kPrefixes) {
     if (n.starts_with(p)) return true;
   }

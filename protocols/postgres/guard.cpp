@@ -1,10 +1,10 @@
 // Guardrails on the PostgreSQL wire (see guard.hpp). Must not do I/O.
 #include "protocols/postgres/guard.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "protocols/postgres/codec/encoder.hpp"
 
@@ -15,7 +15,14 @@ namespace {
 // xml, unknown; jsonb's binary form is a version byte and the text.
 bool text_like_type(int32_t oid) {
   switch (oid) {
-    case 25: case 1042: case 1043: case 19: case 114: case 142: case 705: case 3802:
+    case 25:
+    case 1042:
+    case 1043:
+    case 19:
+    case 114:
+    case 142:
+    case 705:
+    case 3802:
       return true;
     default:
       return false;
@@ -39,9 +46,10 @@ mask::SqlVerdict Guard::judge(std::string_view sql) {
 
 std::string Guard::refusal_message(const mask::SqlVerdict& v) {
   if (v.kind == mask::SqlVerdict::Kind::kApprove) {
-    return fmt::format("statement refused by gatehouse: rule \"{}\" requires an approval, and "
-                       "approval holds are not available on this gateway yet",
-                       v.rule);
+    return fmt::format(
+        "statement refused by gatehouse: rule \"{}\" requires an approval, and "
+        "approval holds are not available on this gateway yet",
+        v.rule);
   }
   return fmt::format("statement refused by gatehouse rule \"{}\"", v.rule);
 }
@@ -56,7 +64,8 @@ std::string Guard::refusal_error(const mask::SqlVerdict& v) {
   return out;
 }
 
-std::string Guard::stand_in(bool parse, std::string_view statement_name, uint64_t ready, std::string error) {
+std::string Guard::stand_in(bool parse, std::string_view statement_name, uint64_t ready,
+                            std::string error) {
   refusals_.push_back({ready, std::move(error)});
   std::string out;
   if (parse) {
@@ -69,7 +78,8 @@ std::string Guard::stand_in(bool parse, std::string_view statement_name, uint64_
 
 std::string Guard::take_refusal(const ErrorResponse& error) {
   // The server reports a syntax error (42601) at the stand-in's only token.
-  if (refusals_.empty() || refusals_.front().ready != ready_count_ + 1 || error.field('C') != "42601")
+  if (refusals_.empty() || refusals_.front().ready != ready_count_ + 1 ||
+      error.field('C') != "42601")
     return {};
   const auto message = error.field('M');
   if (!message || message->find(kStandIn) == std::string_view::npos) return {};
@@ -93,7 +103,8 @@ void Guard::on_parameter_status(std::string_view name, std::string_view value) {
     }
   } else if (name == "client_encoding") {
     if (!mask::client_encoding_lexes_safely(value)) {
-      lexer_hazard_ = fmt::format("the session's client_encoding {} cannot be parsed safely", value);
+      lexer_hazard_ =
+          fmt::format("the session's client_encoding {} cannot be parsed safely", value);
     } else if (lexer_hazard_.find("client_encoding") != std::string::npos) {
       lexer_hazard_.clear();
     }
@@ -153,7 +164,8 @@ bool Guard::mask_copy_data(Bytes frame, const CopyData& data, std::string& out) 
   fired_.clear();
   if (!mask_active()) return false;
   bool changed = false;
-  mask_in_frame(frame, {reinterpret_cast<const char*>(data.data.data()), data.data.size()}, out, changed);
+  mask_in_frame(frame, {reinterpret_cast<const char*>(data.data.data()), data.data.size()}, out,
+                changed);
   return changed;
 }
 
@@ -169,7 +181,8 @@ bool Guard::mask_fields(Bytes frame, Bytes fields, std::string& out) {
 }
 
 std::string_view Guard::mask_text(std::string_view text, std::string& storage) {
-  if (!mask_active() || policy_->mask.mask_value(text, *scratch_, storage, matches_) == 0) return text;
+  if (!mask_active() || policy_->mask.mask_value(text, *scratch_, storage, matches_) == 0)
+    return text;
   return storage;
 }
 

@@ -42,7 +42,8 @@ class Guard {
   // The message sent upstream in place of a refused one: a Query, or for a refused Parse a Parse
   // of the same statement name, whose text fails to parse. `ready` is the number of the
   // ReadyForQuery that closes its cycle (counted from the first after login, from 1).
-  std::string stand_in(bool parse, std::string_view statement_name, uint64_t ready, std::string error);
+  std::string stand_in(bool parse, std::string_view statement_name, uint64_t ready,
+                       std::string error);
 
   // ---- upstream side ----
   // An upstream ErrorResponse: when it is a stand-in's syntax error, the refusal to send instead
@@ -78,7 +79,7 @@ class Guard {
   // The stand-in text: not SQL, so that the server answers with a syntax error naming it.
   static constexpr std::string_view kStandIn = "gatehouse_refused_statement";
   struct Column {
-    int rule = -1;  // a column rule, or -1
+    int rule = -1;     // a column rule, or -1
     bool scan = true;  // text format, or a text-like type in binary
     bool binary = false;
   };

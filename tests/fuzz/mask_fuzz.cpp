@@ -38,7 +38,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     gh::mask::replace(r, text, out.data());
     // Replacements write ASCII only, and never a NUL where the input had none.
     for (size_t i = 0; i < size; ++i) {
-      if (out[i] != text[i] && (static_cast<unsigned char>(out[i]) >= 0x80 || out[i] == '\0')) __builtin_trap();
+      if (out[i] != text[i] && (static_cast<unsigned char>(out[i]) >= 0x80 || out[i] == '\0'))
+        __builtin_trap();
     }
   }
   return 0;

@@ -34,12 +34,14 @@ std::string fingerprint(const PostgresServer& pg) {
   auto r = pg.psql(
       "SELECT (SELECT count(*) FROM app.victims) || '/' || "
       "(SELECT string_agg(id || ':' || note, ',' ORDER BY id) FROM app.victims) || '/' || "
-      "(SELECT count(*) FROM information_schema.columns WHERE table_schema = 'app' AND table_name = 'victims') || '/' || "
+      "(SELECT count(*) FROM information_schema.columns WHERE table_schema = 'app' AND table_name "
+      "= 'victims') || '/' || "
       "(SELECT count(*) FROM pg_roles WHERE rolname = 'intruder') || '/' || "
       "(SELECT count(*) FROM pg_proc WHERE proname = 'evil') || '/' || "
       "(SELECT count(*) FROM pg_largeobject_metadata) || '/' || "
       "(SELECT count(*) FROM pg_rewrite WHERE rulename = 'sneaky') || '/' || "
-      "coalesce((SELECT array_to_string(relacl, ',') FROM pg_class WHERE oid = 'app.victims'::regclass), '-') || '/' || "
+      "coalesce((SELECT array_to_string(relacl, ',') FROM pg_class WHERE oid = "
+      "'app.victims'::regclass), '-') || '/' || "
       "(SELECT count(*) FROM pg_file_settings WHERE name = 'work_mem')");
   return r.exit_code == 0 ? r.out : "error: " + r.err;
 }
@@ -71,7 +73,8 @@ struct Guarded {
 };
 
 bool refused_by(const std::string& err, const std::string& rule) {
-  return err.find("ERROR:  42501: statement refused by gatehouse rule \"" + rule + "\"") != std::string::npos;
+  return err.find("ERROR:  42501: statement refused by gatehouse rule \"" + rule + "\"") !=
+         std::string::npos;
 }
 
 TEST(Guardrails, BypassAttemptsAreRefusedAndNeverReachTheDatabase) {
@@ -101,12 +104,15 @@ TEST(Guardrails, BypassAttemptsAreRefusedAndNeverReachTheDatabase) {
       {"TRUNCATE app.victims", "no-drops"},
       {"TRUNCATE TABLE ONLY app.victims RESTART IDENTITY", "no-drops"},
       {"DELETE FROM app.victims", "no-unbounded-writes"},
-      {"WITH gone AS (DELETE FROM app.victims RETURNING *) SELECT count(*) FROM gone", "no-unbounded-writes"},
+      {"WITH gone AS (DELETE FROM app.victims RETURNING *) SELECT count(*) FROM gone",
+       "no-unbounded-writes"},
       {"EXPLAIN ANALYZE DELETE FROM app.victims", "no-unbounded-writes"},
       {"UPDATE app.victims SET note = 'pwned'", "no-unbounded-writes"},
-      {"WITH u AS (UPDATE app.victims SET note = 'x' RETURNING 1) SELECT * FROM u", "no-unbounded-writes"},
+      {"WITH u AS (UPDATE app.victims SET note = 'x' RETURNING 1) SELECT * FROM u",
+       "no-unbounded-writes"},
       {"PREPARE p AS DELETE FROM app.victims", "no-unbounded-writes"},
-      {"CREATE RULE sneaky AS ON INSERT TO app.scratch DO INSTEAD DELETE FROM app.victims", "no-unbounded-writes"},
+      {"CREATE RULE sneaky AS ON INSERT TO app.scratch DO INSTEAD DELETE FROM app.victims",
+       "no-unbounded-writes"},
       {"DELETE FROM app.victims WHERE id = 1", "victims-frozen"},
       {"UPDATE \"app\".victims SET note = 'x' WHERE id = 2", "victims-frozen"},
       {"INSERT INTO app.victims VALUES (4, 'four')", "victims-frozen"},
@@ -117,7 +123,8 @@ TEST(Guardrails, BypassAttemptsAreRefusedAndNeverReachTheDatabase) {
        "MERGE INTO app.victims v USING (SELECT 1) s ON true WHEN MATCHED THEN DELETE",
        "no-unbounded-writes"},
       {"DO $$ BEGIN EXECUTE 'DROP TABLE app.victims'; END $$", "no-escape-hatches"},
-      {"CREATE FUNCTION evil() RETURNS void LANGUAGE sql AS 'DELETE FROM app.victims'", "no-escape-hatches"},
+      {"CREATE FUNCTION evil() RETURNS void LANGUAGE sql AS 'DELETE FROM app.victims'",
+       "no-escape-hatches"},
       {"COPY app.victims TO PROGRAM 'cat > /dev/null'", "no-escape-hatches"},
       {"COPY (SELECT 1) TO '" + out_file.string() + "'", "no-escape-hatches"},
       {"SELECT lo_export(lo_from_bytea(0, 'x'), '" + out_file.string() + "')", "no-escape-hatches"},
@@ -149,14 +156,16 @@ TEST(Guardrails, BypassAttemptsAreRefusedAndNeverReachTheDatabase) {
   EXPECT_FALSE(std::filesystem::exists(out_file));
   // The server's statement log (log_statement = all) never saw any of them.
   const std::string log = g.pg.log();
-  ASSERT_NE(log.find("FROM pg_largeobject_metadata"), std::string::npos) << "the server logs statements";
+  ASSERT_NE(log.find("FROM pg_largeobject_metadata"), std::string::npos)
+      << "the server logs statements";
   for (const auto& a : attempts) EXPECT_EQ(log.find(a.sql), std::string::npos) << a.sql;
 
   // Allowed statements still work on the same connection policy.
-  auto ok = g.gw.psql(g.token, {"-c", "INSERT INTO app.scratch VALUES (1, 'a'), (2, 'b')", "-c",
-                                "UPDATE app.scratch SET note = 'c' WHERE id = 2", "-c",
-                                "DELETE FROM app.scratch WHERE id = 1", "-c",
-                                "SELECT 'DROP TABLE app.victims' AS quoted, note FROM app.victims ORDER BY id"});
+  auto ok = g.gw.psql(
+      g.token, {"-c", "INSERT INTO app.scratch VALUES (1, 'a'), (2, 'b')", "-c",
+                "UPDATE app.scratch SET note = 'c' WHERE id = 2", "-c",
+                "DELETE FROM app.scratch WHERE id = 1", "-c",
+                "SELECT 'DROP TABLE app.victims' AS quoted, note FROM app.victims ORDER BY id"});
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_NE(ok.out.find("DROP TABLE app.victims | one"), std::string::npos) << ok.out;
 
@@ -167,13 +176,15 @@ TEST(Guardrails, BypassAttemptsAreRefusedAndNeverReachTheDatabase) {
   std::string replays;
   for (size_t p = sessions.out.find("\"session_id\":\""); p != std::string::npos;
        p = sessions.out.find("\"session_id\":\"", p + 1)) {
-    auto replay = g.gw.cli({"replay", sessions.out.substr(p + 14, 16), "--dir", g.gw.trail_dir().string()});
+    auto replay =
+        g.gw.cli({"replay", sessions.out.substr(p + 14, 16), "--dir", g.gw.trail_dir().string()});
     ASSERT_EQ(replay.exit_code, 0) << replay.err;
     replays += replay.out;
   }
-  for (const char* rule : {"no-drops", "no-unbounded-writes", "victims-frozen", "no-escape-hatches", "no-sleep",
-                           "lexer_settings", "unparseable"}) {
-    EXPECT_NE(replays.find(std::string("42501 statement refused by gatehouse rule \"") + rule), std::string::npos)
+  for (const char* rule : {"no-drops", "no-unbounded-writes", "victims-frozen", "no-escape-hatches",
+                           "no-sleep", "lexer_settings", "unparseable"}) {
+    EXPECT_NE(replays.find(std::string("42501 statement refused by gatehouse rule \"") + rule),
+              std::string::npos)
         << rule;
   }
   EXPECT_NE(replays.find("query DrOp TaBlE app.victims"), std::string::npos);
@@ -220,10 +231,12 @@ TEST(Guardrails, ExtendedProtocolRefusalsStayInSync) {
   // Pipelining: allowed, refused, allowed, then Sync; the batch's implicit transaction is rolled
   // back, as the server rolls it back after an error of its own.
   ASSERT_EQ(PQenterPipelineMode(conn.get()), 1);
-  ASSERT_EQ(PQsendQueryParams(conn.get(), "INSERT INTO app.scratch VALUES (77, 'pipelined')", 0, nullptr,
-                              nullptr, nullptr, nullptr, 0),
+  ASSERT_EQ(PQsendQueryParams(conn.get(), "INSERT INTO app.scratch VALUES (77, 'pipelined')", 0,
+                              nullptr, nullptr, nullptr, nullptr, 0),
             1);
-  ASSERT_EQ(PQsendQueryParams(conn.get(), "TRUNCATE app.victims", 0, nullptr, nullptr, nullptr, nullptr, 0), 1);
+  ASSERT_EQ(PQsendQueryParams(conn.get(), "TRUNCATE app.victims", 0, nullptr, nullptr, nullptr,
+                              nullptr, 0),
+            1);
   ASSERT_EQ(PQsendQueryParams(conn.get(), "SELECT 2", 0, nullptr, nullptr, nullptr, nullptr, 0), 1);
   ASSERT_EQ(PQpipelineSync(conn.get()), 1);
   std::vector<ExecStatusType> statuses;
@@ -235,8 +248,8 @@ TEST(Guardrails, ExtendedProtocolRefusalsStayInSync) {
     if (PQresultStatus(res) == PGRES_FATAL_ERROR) error = PQresultErrorMessage(res);
     PQclear(res);
   }
-  EXPECT_EQ(statuses, (std::vector<ExecStatusType>{PGRES_COMMAND_OK, PGRES_FATAL_ERROR, PGRES_PIPELINE_ABORTED,
-                                                   PGRES_PIPELINE_SYNC}));
+  EXPECT_EQ(statuses, (std::vector<ExecStatusType>{PGRES_COMMAND_OK, PGRES_FATAL_ERROR,
+                                                   PGRES_PIPELINE_ABORTED, PGRES_PIPELINE_SYNC}));
   EXPECT_NE(error.find("no-drops"), std::string::npos) << error;
   ASSERT_EQ(PQexitPipelineMode(conn.get()), 1) << PQerrorMessage(conn.get());
   auto after = pq_query(conn.get(), "SELECT count(*) FROM app.victims");
@@ -276,11 +289,12 @@ TEST(Guardrails, FunctionCallsAndLexerSettingsFromStartupAreRefused) {
 TEST(Guardrails, PgbenchCustomScriptsAreRefusedInEveryQueryMode) {
   Guarded g;
   const std::string before = fingerprint(g.pg);
-  auto pgbench = [&](const std::string& mode, const std::string& script, const std::string& transactions) {
+  auto pgbench = [&](const std::string& mode, const std::string& script,
+                     const std::string& transactions) {
     const auto file = g.gw.dir() / "script.sql";
     std::ofstream(file) << script;
-    return run({"pgbench", "-n", "-h", "127.0.0.1", "-p", std::to_string(g.gw.port()), "-U", "alice", "-M", mode,
-                "-t", transactions, "-f", file.string(), "appdb"},
+    return run({"pgbench", "-n", "-h", "127.0.0.1", "-p", std::to_string(g.gw.port()), "-U",
+                "alice", "-M", mode, "-t", transactions, "-f", file.string(), "appdb"},
                {{"PGPASSWORD", g.token}, {"PGSSLMODE", "disable"}, {"PGCONNECT_TIMEOUT", "10"}},
                std::chrono::seconds(60));
   };
@@ -290,7 +304,8 @@ TEST(Guardrails, PgbenchCustomScriptsAreRefusedInEveryQueryMode) {
   } scripts[] = {
       {"DROP TABLE app.victims;\n", "no-drops"},
       {"\\set id random(1, 3)\nDELETE FROM app.victims WHERE id = :id;\n", "victims-frozen"},
-      {"WITH x AS (UPDATE app.victims SET note = 'x' RETURNING id) SELECT count(*) FROM x;\n", "no-unbounded-writes"},
+      {"WITH x AS (UPDATE app.victims SET note = 'x' RETURNING id) SELECT count(*) FROM x;\n",
+       "no-unbounded-writes"},
       {"SELECT lo_import('/etc/hostname');\n", "no-escape-hatches"},
   };
   for (const std::string mode : {"simple", "extended", "prepared"}) {
@@ -298,12 +313,16 @@ TEST(Guardrails, PgbenchCustomScriptsAreRefusedInEveryQueryMode) {
       SCOPED_TRACE(mode + ": " + sc.script);
       auto r = pgbench(mode, sc.script, "1");
       EXPECT_NE(r.exit_code, 0) << r.out;
-      EXPECT_NE(r.err.find("statement refused by gatehouse rule \"" + sc.rule + "\""), std::string::npos) << r.err;
+      EXPECT_NE(r.err.find("statement refused by gatehouse rule \"" + sc.rule + "\""),
+                std::string::npos)
+          << r.err;
       EXPECT_EQ(fingerprint(g.pg), before);
     }
-    auto ok = pgbench(mode, "\\set id random(1, 3)\nSELECT note FROM app.victims WHERE id = :id;\n", "20");
+    auto ok = pgbench(mode, "\\set id random(1, 3)\nSELECT note FROM app.victims WHERE id = :id;\n",
+                      "20");
     EXPECT_EQ(ok.exit_code, 0) << ok.err;
-    EXPECT_NE(ok.out.find("number of transactions actually processed: 20/20"), std::string::npos) << ok.out;
+    EXPECT_NE(ok.out.find("number of transactions actually processed: 20/20"), std::string::npos)
+        << ok.out;
   }
 }
 
@@ -320,14 +339,17 @@ TEST(Guardrails, CheckValidatesRulesWithoutServing) {
   ss << in.rdbuf();
   std::string text = ss.str();
   text.replace(text.find("regex: 'pg_sleep'"), 17, "regex: 'pg_sleep('");
-  text.replace(text.find("dir: trail"), 10, "dir: trail-of-broken");  // the running gateway owns its trail
+  text.replace(text.find("dir: trail"), 10,
+               "dir: trail-of-broken");  // the running gateway owns its trail
   const auto broken = g.gw.dir() / "broken.yaml";
   std::ofstream(broken) << text;
   auto bad = g.gw.cli({"check", "-c", broken.string()});
   EXPECT_NE(bad.exit_code, 0);
-  EXPECT_NE(bad.err.find(broken.string() + ": connections[0].deny[4].regex (rule 'no-sleep'): "), std::string::npos)
+  EXPECT_NE(bad.err.find(broken.string() + ": connections[0].deny[4].regex (rule 'no-sleep'): "),
+            std::string::npos)
       << bad.err;
-  auto serve = run({gatehouse_binary(), "serve", "-c", broken.string()}, {}, std::chrono::seconds(30));
+  auto serve =
+      run({gatehouse_binary(), "serve", "-c", broken.string()}, {}, std::chrono::seconds(30));
   EXPECT_NE(serve.exit_code, 0);
   EXPECT_NE(serve.err.find("(rule 'no-sleep')"), std::string::npos) << serve.err;
 }

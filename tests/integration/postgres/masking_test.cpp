@@ -37,9 +37,9 @@ constexpr const char* kPolicy = R"(    mask:
 )";
 
 // Secrets as stored, and what must never leave the gateway.
-const std::vector<std::string> kSecrets = {"4111 1111 1111 1111", "4111111111111111", "5555555555554444",
-                                           "alice@example.com", "078-05-1120", "AKIAIOSFODNN7EXAMPLE",
-                                           "TKT-123456"};
+const std::vector<std::string> kSecrets = {
+    "4111 1111 1111 1111", "4111111111111111",     "5555555555554444", "alice@example.com",
+    "078-05-1120",         "AKIAIOSFODNN7EXAMPLE", "TKT-123456"};
 
 size_t count(const std::string& hay, const std::string& needle) {
   size_t n = 0;
@@ -58,7 +58,8 @@ struct Masked {
         "CREATE SCHEMA app; CREATE TABLE app.customers(id int primary key, name text, email text, "
         "card text UNIQUE, ssn text, note text);"
         "INSERT INTO app.customers VALUES "
-        "(1, 'Alice', 'alice@example.com', '4111 1111 1111 1111', '078-05-1120', 'key AKIAIOSFODNN7EXAMPLE'),"
+        "(1, 'Alice', 'alice@example.com', '4111 1111 1111 1111', '078-05-1120', 'key "
+        "AKIAIOSFODNN7EXAMPLE'),"
         "(2, 'Alice again', 'alice@example.com', NULL, NULL, 'see TKT-123456'),"
         "(3, 'Bob', 'no email', 'not a card', NULL, 'plain');");
     if (setup.exit_code != 0) throw std::runtime_error(setup.err);
@@ -75,13 +76,18 @@ void expect_no_secret(const std::string& text, const std::string& where) {
 
 TEST(Masking, SecretsReachClientAndTrailMasked) {
   Masked m;
-  auto r = m.gw->psql(m.token, {"-A", "-F", "|", "-c", "SELECT id, name, email, card, ssn, note FROM app.customers ORDER BY id"});
+  auto r = m.gw->psql(m.token,
+                      {"-A", "-F", "|", "-c",
+                       "SELECT id, name, email, card, ssn, note FROM app.customers ORDER BY id"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   expect_no_secret(r.out, "SELECT");
   EXPECT_NE(r.out.find("1|Alice|"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("|**** **** **** 1111|***********|key ********************"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("|**** **** **** 1111|***********|key ********************"),
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("see ##########"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("3|Bob|no email|not a card||plain"), std::string::npos) << r.out;  // untouched
+  EXPECT_NE(r.out.find("3|Bob|no email|not a card||plain"), std::string::npos)
+      << r.out;  // untouched
   // The keyed hash gives the same token for the same address, so joins still line up.
   const size_t first = r.out.find("1|Alice|") + 8;
   const size_t second = r.out.find("2|Alice again|") + 14;
@@ -89,27 +95,33 @@ TEST(Masking, SecretsReachClientAndTrailMasked) {
   EXPECT_NE(r.out.substr(first, 17), "alice@example.com");
 
   // Aliases, expressions, RETURNING, cursors, COPY TO STDOUT, a constraint error's DETAIL.
-  auto more = m.gw->psql(m.token, {
-      "-A", "-c", "SELECT card AS c, 'x' || replace(card, ' ', '') AS e FROM app.customers WHERE id = 1",
-      "-c", "INSERT INTO app.customers VALUES (4, 'Carol', 'carol@example.org', '5555555555554444', NULL, '') RETURNING card",
-      "-c", "BEGIN", "-c", "DECLARE cur CURSOR FOR SELECT email FROM app.customers WHERE id = 1", "-c", "FETCH ALL cur",
-      "-c", "COMMIT", "-c", "COPY app.customers TO STDOUT"});
+  auto more = m.gw->psql(
+      m.token,
+      {"-A", "-c",
+       "SELECT card AS c, 'x' || replace(card, ' ', '') AS e FROM app.customers WHERE id = 1", "-c",
+       "INSERT INTO app.customers VALUES (4, 'Carol', 'carol@example.org', '5555555555554444', "
+       "NULL, '') RETURNING card",
+       "-c", "BEGIN", "-c", "DECLARE cur CURSOR FOR SELECT email FROM app.customers WHERE id = 1",
+       "-c", "FETCH ALL cur", "-c", "COMMIT", "-c", "COPY app.customers TO STDOUT"});
   ASSERT_EQ(more.exit_code, 0) << more.err;
   expect_no_secret(more.out, "aliases, RETURNING, cursor, COPY");
   EXPECT_NE(more.out.find("**** **** **** 1111|x************1111"), std::string::npos) << more.out;
   EXPECT_NE(more.out.find("************4444"), std::string::npos) << more.out;
   EXPECT_EQ(count(more.out, "************4444"), 2u) << more.out;  // RETURNING and COPY
-  auto duplicate = m.gw->psql(m.token, {"-c", "INSERT INTO app.customers VALUES (5, 'Eve', '', '5555555555554444', NULL, '')"});
+  auto duplicate = m.gw->psql(
+      m.token,
+      {"-c", "INSERT INTO app.customers VALUES (5, 'Eve', '', '5555555555554444', NULL, '')"});
   EXPECT_NE(duplicate.exit_code, 0);
-  EXPECT_NE(duplicate.err.find("DETAIL:  Key (card)=(************4444) already exists."), std::string::npos)
+  EXPECT_NE(duplicate.err.find("DETAIL:  Key (card)=(************4444) already exists."),
+            std::string::npos)
       << duplicate.err;
   expect_no_secret(duplicate.err, "constraint error");
 
   // Binary result format: text columns are their text on the wire, masked alike.
   PgConn conn = pq_connect(m.gw->conninfo(), m.token);
   ASSERT_EQ(PQstatus(conn.get()), CONNECTION_OK) << PQerrorMessage(conn.get());
-  PGresult* bin = PQexecParams(conn.get(), "SELECT card FROM app.customers WHERE id = 1", 0, nullptr, nullptr,
-                               nullptr, nullptr, 1);
+  PGresult* bin = PQexecParams(conn.get(), "SELECT card FROM app.customers WHERE id = 1", 0,
+                               nullptr, nullptr, nullptr, nullptr, 1);
   ASSERT_EQ(PQresultStatus(bin), PGRES_TUPLES_OK) << PQresultErrorMessage(bin);
   EXPECT_EQ(std::string(PQgetvalue(bin, 0, 0), PQgetlength(bin, 0, 0)), "**** **** **** 1111");
   PQclear(bin);
@@ -122,7 +134,8 @@ TEST(Masking, SecretsReachClientAndTrailMasked) {
   std::string replays;
   for (size_t p = sessions.out.find("\"session_id\":\""); p != std::string::npos;
        p = sessions.out.find("\"session_id\":\"", p + 1)) {
-    auto replay = m.gw->cli({"replay", sessions.out.substr(p + 14, 16), "--dir", m.gw->trail_dir().string()});
+    auto replay =
+        m.gw->cli({"replay", sessions.out.substr(p + 14, 16), "--dir", m.gw->trail_dir().string()});
     ASSERT_EQ(replay.exit_code, 0) << replay.err;
     replays += replay.out;
   }
@@ -151,9 +164,10 @@ TEST(Masking, ValuesSplitAcrossReceiveBuffersAreMaskedWhole) {
   Masked m;
   // 50 MB: 2000 cards, each after a run of 'x' whose length cycles through 4093..4099, then a
   // 42 MB tail, and the last card at the very end.
-  auto r = m.gw->psql(m.token, {"-A", "-t", "-c",
-                                "SELECT string_agg(repeat('x', 4093 + i % 7) || ' 4111111111111111 ', '') "
-                                "|| repeat('y', 42000000) || ' 4111111111111111' FROM generate_series(1, 2000) i"});
+  auto r = m.gw->psql(
+      m.token, {"-A", "-t", "-c",
+                "SELECT string_agg(repeat('x', 4093 + i % 7) || ' 4111111111111111 ', '') "
+                "|| repeat('y', 42000000) || ' 4111111111111111' FROM generate_series(1, 2000) i"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_GT(r.out.size(), 50000000u);
   EXPECT_EQ(r.out.find("4111111111111111"), std::string::npos);
@@ -177,10 +191,11 @@ long peak_rss_kib(pid_t pid) {
 TEST(Masking, FiveMillionRowsStreamInBoundedMemory) {
   Masked m("  buffer_count: 256\n");
   auto rows = [&](int n) {
-    return m.gw->psql(m.token, {"-A", "-t", "-v", "FETCH_COUNT=50000", "-c", "\\o /dev/null", "-c",
-                                "SELECT i, 'row ' || i || ' card 4111111111111111' FROM generate_series(1, " +
-                                    std::to_string(n) + ") i",
-                                "-c", "\\o", "-c", "SELECT 'done'"});
+    return m.gw->psql(
+        m.token, {"-A", "-t", "-v", "FETCH_COUNT=50000", "-c", "\\o /dev/null", "-c",
+                  "SELECT i, 'row ' || i || ' card 4111111111111111' FROM generate_series(1, " +
+                      std::to_string(n) + ") i",
+                  "-c", "\\o", "-c", "SELECT 'done'"});
   };
   auto warm = rows(500000);
   ASSERT_EQ(warm.exit_code, 0) << warm.err;

@@ -10,7 +10,8 @@ namespace {
 using config::StatementClass;
 
 config::SqlRule class_rule(std::string name, std::vector<StatementClass> classes,
-                           std::vector<std::string> tables = {}, std::vector<std::string> schemas = {}) {
+                           std::vector<std::string> tables = {},
+                           std::vector<std::string> schemas = {}) {
   config::SqlRule r;
   r.name = std::move(name);
   r.path = "connections[0].deny[0]";
@@ -33,8 +34,10 @@ struct Judge {
 
 TEST(SqlPolicy, DeniesByClassTableAndSchema) {
   config::Guardrails g;
-  g.deny.push_back(class_rule("no-drop-users", {StatementClass::kDrop, StatementClass::kTruncate}, {"app.users"}));
-  g.deny.push_back(class_rule("no-billing-writes", {StatementClass::kDelete, StatementClass::kUpdate}, {}, {"billing"}));
+  g.deny.push_back(class_rule("no-drop-users", {StatementClass::kDrop, StatementClass::kTruncate},
+                              {"app.users"}));
+  g.deny.push_back(class_rule("no-billing-writes",
+                              {StatementClass::kDelete, StatementClass::kUpdate}, {}, {"billing"}));
   g.deny.push_back(class_rule("no-unbounded", {StatementClass::kDeleteWithoutWhere}));
   Judge judge(g);
   EXPECT_EQ(judge("DROP TABLE users").rule, "no-drop-users");
@@ -85,7 +88,8 @@ TEST(VerdictCache, RemembersByExactTextAndStaysBounded) {
   EXPECT_EQ(cache.find("DROP TABLE t "), nullptr);
   cache.insert(std::string(VerdictCache::kTextBytesMax + 1, 'x'), deny);
   EXPECT_EQ(cache.size(), 1u);
-  for (size_t i = 0; i < VerdictCache::kEntriesMax + 10; ++i) cache.insert("SELECT " + std::to_string(i), {});
+  for (size_t i = 0; i < VerdictCache::kEntriesMax + 10; ++i)
+    cache.insert("SELECT " + std::to_string(i), {});
   EXPECT_LE(cache.size(), VerdictCache::kEntriesMax);
 }
 
@@ -98,11 +102,13 @@ TEST(SqlPolicy, InvalidRegexNamesFileRuleAndReason) {
   g.deny.push_back(bad);
   auto p = SqlPolicy::compile(g, "gh.yaml");
   ASSERT_FALSE(p);
-  EXPECT_NE(p.error().message.find("gh.yaml: connections[1].deny[3].regex (rule 'broken'): "), std::string::npos)
+  EXPECT_NE(p.error().message.find("gh.yaml: connections[1].deny[3].regex (rule 'broken'): "),
+            std::string::npos)
       << p.error().message;
 }
 
-config::MaskRule mask_rule(std::string name, std::string detector, config::MaskStyle style = config::MaskStyle::kFixed) {
+config::MaskRule mask_rule(std::string name, std::string detector,
+                           config::MaskStyle style = config::MaskStyle::kFixed) {
   config::MaskRule r;
   r.name = std::move(name);
   r.path = "connections[0].mask[0]";
@@ -133,13 +139,14 @@ struct Masker {
 
 TEST(MaskPolicy, BuiltInDetectorsConfirmBeforeMasking) {
   config::Guardrails g;
-  for (const char* d : {"card", "email", "iban", "us_ssn", "jwt", "aws_access_key_id", "aws_secret_key",
-                        "github_token", "slack_token", "private_key", "uri_password"}) {
+  for (const char* d :
+       {"card", "email", "iban", "us_ssn", "jwt", "aws_access_key_id", "aws_secret_key",
+        "github_token", "slack_token", "private_key", "uri_password"}) {
     g.mask.push_back(mask_rule(d, d));
   }
   Masker mask(g);
   EXPECT_EQ(mask("card 4111 1111 1111 1111 ok"), "card ******************* ok");
-  EXPECT_EQ(mask("4111111111111112"), "4111111111111112");  // fails Luhn
+  EXPECT_EQ(mask("4111111111111112"), "4111111111111112");                // fails Luhn
   EXPECT_EQ(mask("amex 3782 822463 10005."), "amex *****************.");  // 4-6-5 groups
   EXPECT_EQ(mask("x5555-5555-5555-4444y"), "x*******************y");
   EXPECT_EQ(mask("iban DE89370400440532013000"), "iban **********************");
@@ -156,7 +163,8 @@ TEST(MaskPolicy, BuiltInDetectorsConfirmBeforeMasking) {
   EXPECT_EQ(mask("postgres://app:hunter2@db:5432/x"), "postgres://app:*******@db:5432/x");
   const std::string jwt = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
   EXPECT_EQ(mask("Bearer " + jwt), "Bearer " + std::string(jwt.size(), '*'));
-  const std::string pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----";
+  const std::string pem =
+      "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----";
   const std::string masked = mask(pem);
   EXPECT_EQ(masked.find("MC4CAQAw"), std::string::npos) << masked;
   EXPECT_EQ(mask("nothing secret here"), "nothing secret here");
@@ -202,8 +210,10 @@ TEST(MaskPolicy, ColumnRulesAndUnknownDetectors) {
   bad.mask.push_back(mask_rule("oops", "credit_card"));
   auto r = MaskPolicy::compile(bad, "t.yaml");
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().message.find("t.yaml: connections[0].mask[0].detect (rule 'oops'): unknown detector 'credit_card'"),
-            std::string::npos)
+  EXPECT_NE(
+      r.error().message.find(
+          "t.yaml: connections[0].mask[0].detect (rule 'oops'): unknown detector 'credit_card'"),
+      std::string::npos)
       << r.error().message;
 }
 

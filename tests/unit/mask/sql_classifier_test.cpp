@@ -27,13 +27,15 @@ TEST(SqlClassifier, FindsEveryClassWhereverItIsNested) {
       {"DELETE FROM t WHERE id = 1", {C::kDelete}},
       {"UPDATE t SET a = 1", {C::kUpdate, C::kUpdateWithoutWhere}},
       {"UPDATE t SET a = 1 WHERE CURRENT OF c", {C::kUpdate}},
-      {"WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", {C::kDelete, C::kDeleteWithoutWhere}},
+      {"WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+       {C::kDelete, C::kDeleteWithoutWhere}},
       {"EXPLAIN ANALYZE DELETE FROM t", {C::kDelete, C::kDeleteWithoutWhere}},
       {"PREPARE p AS UPDATE t SET a = 2", {C::kUpdate, C::kUpdateWithoutWhere}},
       {"INSERT INTO t VALUES (1)", {C::kInsert}},
       {"INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET a = 2", {C::kInsert, C::kUpdate}},
       {"INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING", {C::kInsert}},
-      {"MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE", {C::kDelete, C::kDeleteWithoutWhere}},
+      {"MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE",
+       {C::kDelete, C::kDeleteWithoutWhere}},
       {"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED AND s.x THEN UPDATE SET a = 1 "
        "WHEN NOT MATCHED THEN INSERT VALUES (1)",
        {C::kUpdate, C::kInsert}},
@@ -55,7 +57,8 @@ TEST(SqlClassifier, FindsEveryClassWhereverItIsNested) {
       {"RESET ROLE", {C::kSetRole}},
       {"SET SESSION AUTHORIZATION bob", {C::kSetRole}},
       {"SELECT set_config('role', 'admin', false)", {C::kSetRole}},
-      {"CREATE OR REPLACE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql", {C::kCreateFunction}},
+      {"CREATE OR REPLACE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql",
+       {C::kCreateFunction}},
       {"CREATE PROCEDURE p() LANGUAGE sql AS 'select 1'", {C::kCreateFunction}},
       {"DO $$ BEGIN END $$", {C::kDo}},
       {"SELECT lo_export(1, '/tmp/x')", {C::kLoExport}},
@@ -71,7 +74,8 @@ TEST(SqlClassifier, FindsEveryClassWhereverItIsNested) {
   for (const Case& c : cases) {
     const Classification got = classify_sql(c.sql);
     ASSERT_TRUE(got.parsed) << c.sql << ": " << got.parse_error;
-    for (C want : c.classes) EXPECT_TRUE(got.has(want)) << c.sql << " lacks " << config::statement_class_name(want);
+    for (C want : c.classes)
+      EXPECT_TRUE(got.has(want)) << c.sql << " lacks " << config::statement_class_name(want);
     for (const Finding& f : got.findings) {
       EXPECT_NE(std::find(c.classes.begin(), c.classes.end(), f.statement_class), c.classes.end())
           << c.sql << " has unexpected " << config::statement_class_name(f.statement_class);
@@ -87,7 +91,8 @@ TEST(SqlClassifier, NamesTheRelationsStatementsActOn) {
   for (const auto& f : c.findings) {
     if (f.relation) dropped.push_back(*f.relation);
   }
-  EXPECT_EQ(dropped, (std::vector<Relation>{{"public", "users"}, {"", "t2"}, {"s", "b"}, {"billing", ""}}));
+  EXPECT_EQ(dropped,
+            (std::vector<Relation>{{"public", "users"}, {"", "t2"}, {"s", "b"}, {"billing", ""}}));
   EXPECT_EQ(c.findings[2].statement, 1u);
 }
 
@@ -113,7 +118,8 @@ TEST(SqlClassifier, BytesThatAreNotUtf8StillClassify) {
 }
 
 TEST(SqlClassifier, TextThatDoesNotParseIsReported) {
-  for (const char* sql : {"DROP TABLE", "SELECT 'unterminated", "SELEC 1", "DROP /* unterminated"}) {
+  for (const char* sql :
+       {"DROP TABLE", "SELECT 'unterminated", "SELEC 1", "DROP /* unterminated"}) {
     const Classification c = classify_sql(sql);
     EXPECT_FALSE(c.parsed) << sql;
     EXPECT_FALSE(c.parse_error.empty()) << sql;
@@ -123,11 +129,12 @@ TEST(SqlClassifier, TextThatDoesNotParseIsReported) {
 // Settings that change how the server splits later text into tokens are flagged: the parser
 // could then read a string where the server reads a statement.
 TEST(SqlClassifier, FlagsSettingsThatChangeLexing) {
-  for (const char* sql : {"SET standard_conforming_strings = off", "SET LOCAL standard_conforming_strings TO false",
-                          "SET client_encoding = 'SJIS'", "SET NAMES 'BIG5'",
-                          "SELECT set_config('standard_conforming_strings', 'off', false)",
-                          "SELECT set_config(name, 'x', false) FROM t",
-                          "UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'"}) {
+  for (const char* sql :
+       {"SET standard_conforming_strings = off", "SET LOCAL standard_conforming_strings TO false",
+        "SET client_encoding = 'SJIS'", "SET NAMES 'BIG5'",
+        "SELECT set_config('standard_conforming_strings', 'off', false)",
+        "SELECT set_config(name, 'x', false) FROM t",
+        "UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'"}) {
     EXPECT_FALSE(classify_sql(sql).lexer_hazard.empty()) << sql;
   }
   for (const char* sql : {"SET standard_conforming_strings = on", "SET client_encoding = 'UTF8'",

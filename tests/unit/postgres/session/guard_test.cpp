@@ -10,7 +10,9 @@
 namespace gh::pg {
 namespace {
 
-Bytes bytes(const std::string& s) { return {reinterpret_cast<const std::byte*>(s.data()), s.size()}; }
+Bytes bytes(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
 
 // The stand-in must never be valid SQL, or the server would run it.
 bool classify_rejects(std::string_view sql) { return !mask::classify_sql(sql).parsed; }
@@ -78,13 +80,16 @@ TEST(Guard, RefusalsReplaceTheStandInsErrorInItsOwnCycle) {
   ASSERT_NE(q, nullptr);
   EXPECT_TRUE(classify_rejects(q->sql));
   std::string syntax;
-  encode_error_response(syntax, ErrorFields{.severity = "ERROR", .sqlstate = "42601",
-                                            .message = "syntax error at or near \"gatehouse_refused_statement\""});
+  encode_error_response(
+      syntax, ErrorFields{.severity = "ERROR",
+                          .sqlstate = "42601",
+                          .message = "syntax error at or near \"gatehouse_refused_statement\""});
   const ErrorResponse syntax_error = std::get<ErrorResponse>(decode(syntax));
   EXPECT_EQ(p.guard.take_refusal(syntax_error), "");  // cycle 1 is an earlier query's
   p.guard.on_ready();
   std::string other;
-  encode_error_response(other, ErrorFields{.severity = "ERROR", .sqlstate = "22012", .message = "division by zero"});
+  encode_error_response(
+      other, ErrorFields{.severity = "ERROR", .sqlstate = "22012", .message = "division by zero"});
   EXPECT_EQ(p.guard.take_refusal(std::get<ErrorResponse>(decode(other))), "");
   EXPECT_EQ(p.guard.take_refusal(syntax_error), error);
   EXPECT_EQ(p.guard.take_refusal(syntax_error), "");  // once
@@ -104,7 +109,8 @@ TEST(Guard, RefusalsReplaceTheStandInsErrorInItsOwnCycle) {
 TEST(Guard, DataRowsAreMaskedInPlaceWithTheirLengths) {
   Policy p;
   std::string rd;
-  const FieldDescription fields[] = {{.name = "note", .type_oid = 25}, {.name = "ssn", .type_oid = 25},
+  const FieldDescription fields[] = {{.name = "note", .type_oid = 25},
+                                     {.name = "ssn", .type_oid = 25},
                                      {.name = "n", .type_oid = 23}};
   encode_row_description(rd, fields);
   p.guard.on_row_description(std::get<RowDescription>(decode(rd)));
@@ -128,7 +134,8 @@ TEST(Guard, DataRowsAreMaskedInPlaceWithTheirLengths) {
 
   // Only confirmed secrets count as fired: a number failing Luhn is neither masked nor named.
   std::string near;
-  const ColumnValue almost[] = {std::string_view("4111111111111112"), std::string_view("078-05-1120"), std::nullopt};
+  const ColumnValue almost[] = {std::string_view("4111111111111112"),
+                                std::string_view("078-05-1120"), std::nullopt};
   encode_data_row(near, almost);
   ASSERT_TRUE(p.guard.mask_row(bytes(near), std::get<DataRow>(decode(near)), out));
   EXPECT_NE(out.find("4111111111111112"), std::string::npos);
@@ -136,7 +143,8 @@ TEST(Guard, DataRowsAreMaskedInPlaceWithTheirLengths) {
 
   // Nothing to mask: the frame is left for the zero-copy path.
   std::string plain;
-  const ColumnValue clean[] = {std::string_view("nothing here"), std::nullopt, std::string_view("1")};
+  const ColumnValue clean[] = {std::string_view("nothing here"), std::nullopt,
+                               std::string_view("1")};
   encode_data_row(plain, clean);
   EXPECT_FALSE(p.guard.mask_row(bytes(plain), std::get<DataRow>(decode(plain)), out));
 }
@@ -153,8 +161,8 @@ TEST(Guard, BinaryColumnsFollowTheirType) {
   p.guard.on_row_description(std::get<RowDescription>(decode(rd)));
   std::string frame;
   const std::string eight("\x00\x00\x00\x00\x00\x01\x02\x03", 8);
-  const ColumnValue values[] = {std::string_view("4111111111111111"), std::string_view("4111111111111111"),
-                                std::string_view(eight)};
+  const ColumnValue values[] = {std::string_view("4111111111111111"),
+                                std::string_view("4111111111111111"), std::string_view(eight)};
   encode_data_row(frame, values);
   std::string out;
   ASSERT_TRUE(p.guard.mask_row(bytes(frame), std::get<DataRow>(decode(frame)), out));
@@ -174,13 +182,17 @@ TEST(Guard, CopyDataAndErrorDetailsAreMasked) {
   std::string out;
   ASSERT_TRUE(p.guard.mask_copy_data(bytes(copy), std::get<CopyData>(decode(copy)), out));
   const auto data = std::get<CopyData>(decode(out)).data;
-  EXPECT_EQ(std::string(reinterpret_cast<const char*>(data.data()), data.size()), "7\talice\t************1111\n");
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(data.data()), data.size()),
+            "7\talice\t************1111\n");
 
   std::string error;
-  encode_error_response(error, ErrorFields{.severity = "ERROR", .sqlstate = "23505",
-                                           .message = "duplicate key value violates unique constraint",
-                                           .detail = "Key (card)=(4111111111111111) already exists."});
-  ASSERT_TRUE(p.guard.mask_fields(bytes(error), std::get<ErrorResponse>(decode(error)).fields, out));
+  encode_error_response(error,
+                        ErrorFields{.severity = "ERROR",
+                                    .sqlstate = "23505",
+                                    .message = "duplicate key value violates unique constraint",
+                                    .detail = "Key (card)=(4111111111111111) already exists."});
+  ASSERT_TRUE(
+      p.guard.mask_fields(bytes(error), std::get<ErrorResponse>(decode(error)).fields, out));
   const auto masked = std::get<ErrorResponse>(decode(out));
   EXPECT_EQ(masked.field('D'), "Key (card)=(************1111) already exists.");
   EXPECT_EQ(masked.field('C'), "23505");
