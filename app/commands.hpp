@@ -45,6 +45,7 @@ struct VerifyOptions {
   std::string dir;
   std::string keys_file;     // keyring: signatures are checked when given
   std::string anchor_file;   // recording.anchor_file: truncation and deletion are caught
+  std::string bundle_file;   // instead of a trail: an export bundle, checked on its own
   bool json = false;
 };
 int verify(const VerifyOptions&);
@@ -58,5 +59,11 @@ struct SessionsOptions {
 };
 int sessions(const SessionsOptions&);
 int replay(const TrailOptions&, const std::string& session_id);
+struct ExportOptions {
+  SessionsOptions select;  // the sessions filters; all sessions when none is given
+  std::string session_id;  // instead of the filters: one session
+  std::string out_file;
+};
+int export_bundle(const ExportOptions&);
 
 }  // namespace gh::app

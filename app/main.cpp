@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
 
   gh::app::VerifyOptions verify;
   auto* verify_cmd = app.add_subcommand("verify", "Verify a recorded trail: chain, seals, signatures, anchors");
-  verify_cmd->add_option("dir", verify.dir, "Trail directory (recording.dir)")->required();
+  verify_cmd->add_option("dir", verify.dir, "Trail directory (recording.dir)");
+  verify_cmd->add_option("--bundle", verify.bundle_file, "An export bundle, checked on its own (needs --keys)");
   verify_cmd->add_option("--keys", verify.keys_file, "Keyring (recording.keyring_file): check signatures");
   verify_cmd->add_option("--anchors", verify.anchor_file, "Anchor file (recording.anchor_file)");
   verify_cmd->add_flag("--json", verify.json, "JSON output");
@@ -65,6 +66,18 @@ int main(int argc, char** argv) {
   replay_cmd->add_option("--dir", replay.dir, "Trail directory");
   replay_cmd->add_flag("--json", replay.json, "JSON output");
 
+  gh::app::ExportOptions exported;
+  auto* export_cmd = app.add_subcommand("export", "Export sessions' records with Merkle proofs and signed roots (JSON Lines)");
+  export_cmd->add_option("-c,--config", exported.select.trail.config_file, "Take the trail from recording.dir");
+  export_cmd->add_option("--dir", exported.select.trail.dir, "Trail directory");
+  export_cmd->add_option("--session", exported.session_id, "One session (hex id)");
+  export_cmd->add_option("--user", exported.select.user, "Database user given at login");
+  export_cmd->add_option("--actor", exported.select.actor, "Anyone in the identity chain");
+  export_cmd->add_option("--connection", exported.select.connection, "Connection name");
+  export_cmd->add_option("--since", exported.select.since, "Active at or after (RFC 3339 UTC, or a duration ago: 2h)");
+  export_cmd->add_option("--until", exported.select.until, "Started at or before (same forms)");
+  export_cmd->add_option("--out", exported.out_file, "Bundle file to write")->required();
+
   CLI11_PARSE(app, argc, argv);
 
   if (*serve_cmd) return gh::app::serve(serve);
@@ -74,5 +87,6 @@ int main(int argc, char** argv) {
   if (*verify_cmd) return gh::app::verify(verify);
   if (*sessions_cmd) return gh::app::sessions(sessions);
   if (*replay_cmd) return gh::app::replay(replay, replay_id);
+  if (*export_cmd) return gh::app::export_bundle(exported);
   return 2;
 }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <thread>
 
+#include "core/base64.hpp"
 #include "record/reader.hpp"
 #include "record/segment.hpp"
 #include "tests/integration/support/gateway.hpp"
@@ -277,6 +278,54 @@ TEST_F(TrailTamper, DeletedHeartbeat) {
   seg.records.erase(seg.records.begin() + static_cast<ptrdiff_t>(target));
   edit::save(segment(0, 1), edit::join(seg));
   expect_finding({name(0, 1) + " record " + std::to_string(target) + " ", "chain hash mismatch"});
+}
+
+}  // namespace
+}  // namespace gh::test
+
+namespace gh::test {
+namespace {
+
+TEST_F(TrailTamper, ExportedSessionVerifiesAloneAndAnAlteredLineFails) {
+  auto listed = run({gatehouse_binary(), "sessions", "--dir", trail().string(), "--json"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  const auto sessions = nlohmann::json::parse(listed.out);
+  ASSERT_GE(sessions.size(), 2u);
+  const std::string id = sessions[0]["session_id"];
+  const fs::path bundle = work_.path() / "bundle.jsonl";
+  auto exported = run({gatehouse_binary(), "export", "--dir", trail().string(), "--session", id,
+                       "--out", bundle.string()});
+  ASSERT_EQ(exported.exit_code, 0) << exported.out << exported.err;
+  auto ok = run({gatehouse_binary(), "verify", "--bundle", bundle.string(), "--keys", keys().string()});
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  EXPECT_TRUE(ok.out.starts_with("ok: ")) << ok.out;
+  EXPECT_NE(ok.out.find("of 1 sessions"), std::string::npos) << ok.out;
+
+  // One statement letter changed in one line of the bundle.
+  std::vector<nlohmann::json> lines;
+  {
+    std::ifstream in(bundle);
+    for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  }
+  size_t target = 0;
+  for (; target < lines.size(); ++target) {
+    if (lines[target]["kind"] != "record") continue;
+    auto raw = base64_decode(lines[target]["bytes"].get<std::string>());
+    if (raw && raw->find("INSERT INTO") != std::string::npos) {
+      (*raw)[raw->find("INSERT INTO")] = 'i';
+      lines[target]["bytes"] = base64_encode(*raw);
+      break;
+    }
+  }
+  ASSERT_LT(target, lines.size());
+  {
+    std::ofstream out(bundle, std::ios::trunc);
+    for (const auto& l : lines) out << l.dump() << "\n";
+  }
+  auto bad = run({gatehouse_binary(), "verify", "--bundle", bundle.string(), "--keys", keys().string()});
+  EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
+  EXPECT_NE(bad.out.find("line " + std::to_string(target + 1) + ": "), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("chain hash does not match"), std::string::npos) << bad.out;
 }
 
 }  // namespace
