@@ -406,7 +406,8 @@ Result<void> Flusher::final_drain() {
   for (auto& shard : shards_) {
     if (!shard->ring->empty()) continue;  // reported below as records not written
     for (int attempt = 0; attempt < kStopAttempts; ++attempt) {
-      auto sealed = seal_and_close(*shard);
+      auto sealed = shard->writer->begin_pending_recovery();
+      if (sealed) sealed = seal_and_close(*shard);
       if (sealed) break;
       on_failure(*shard, sealed.error());
     }

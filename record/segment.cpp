@@ -629,6 +629,11 @@ Result<void> ShardWriter::stage_checkpoint(uint64_t time_ns) {
   return {};
 }
 
+Result<void> ShardWriter::begin_pending_recovery() {
+  if (segment_started_ || !recovery_) return {};
+  return begin_segment();
+}
+
 Result<void> ShardWriter::stage_seal(uint64_t time_ns) {
   GH_ASSERT(segment_started_ && !sealed_ && staged_written_ == 0);
   ControlRecord r;

@@ -170,6 +170,10 @@ class ShardWriter {
   // Signed checkpoint of everything staged so far (a heartbeat when no session record came since
   // the previous one). Begins a segment if none is started.
   [[nodiscard]] Result<void> stage_checkpoint(uint64_t time_ns);
+  // When the newest segment found at open() was not sealed and no record came since, begins the
+  // next segment (its recovery record staged), so that a clean stop can seal it: after a clean
+  // stop, every segment of the shard is accounted for.
+  [[nodiscard]] Result<void> begin_pending_recovery();
   // The segment's signed seal: its last record. Requires a started segment.
   [[nodiscard]] Result<void> stage_seal(uint64_t time_ns);
   bool has_staged() const { return !staged_.empty(); }

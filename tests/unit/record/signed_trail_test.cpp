@@ -229,6 +229,28 @@ TEST(SignedTrail, RestartAfterACrashOpensWithASignedRecoveryRecord) {
   EXPECT_EQ(report.finding->segment_sequence, 2u);
 }
 
+TEST(SignedTrail, ACleanStopAfterACrashSealsTheRecoveryEvenWithoutNewRecords) {
+  SignedTrail t;
+  record(t, 5, 0, testing::test_options(t.dir));
+  const std::string path = segment_path(t.dir, 0, 1);
+  auto segment = edit::split(edit::load(path));
+  segment.records.pop_back();  // the seal: what a crash leaves
+  edit::save(path, edit::join(segment));
+  {
+    auto flusher = Flusher::create(testing::test_options(t.dir));
+    ASSERT_TRUE(flusher.has_value());
+    ASSERT_TRUE((*flusher)->start().has_value());
+    ASSERT_TRUE((*flusher)->stop().has_value());
+  }
+  auto second = edit::split(edit::load(segment_path(t.dir, 0, 2)));
+  ASSERT_EQ(second.records.size(), 2u);
+  EXPECT_EQ(second.records[0].type, EventType::kRecovery);
+  EXPECT_EQ(second.records[1].type, EventType::kSeal);
+  const VerifyReport report = t.verify(false);
+  EXPECT_TRUE(report.ok()) << describe(report);
+  EXPECT_TRUE(report.notes.empty()) << report.notes.front();
+}
+
 TEST(SegmentReader, EveryPrefixOfASegmentIsCleanOrTornNeverDamaged) {
   SignedTrail t;
   record(t, 6, 1, testing::test_options(t.dir));
