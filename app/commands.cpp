@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "app/admin.hpp"
 #include "core/config.hpp"
 #include "core/engine/server.hpp"
 #include "core/identity/issuer.hpp"
@@ -75,6 +76,8 @@ int serve(const ServeOptions& options) {
   if (!config) return error_exit(config.error().message);
   auto validator = identity::Validator::create(config->identity.issuers, config->identity.options);
   if (!validator) return error_exit(validator.error().message);
+  auto revocations = identity::RevocationRegistry::open(config->identity.revocations_file);
+  if (!revocations) return error_exit("revocations: " + revocations.error().message);
 
   const uint32_t shards = options.shards != 0       ? options.shards
                           : config->engine.shards != 0 ? config->engine.shards
@@ -100,7 +103,8 @@ int serve(const ServeOptions& options) {
   recording.segment_age_ms = uint64_t(config->recording.segment_age_s) * 1000;
   recording.dir = config->recording.dir;
   recording.node_id = config->node_id;
-  recording.shard_count = uint16_t(shards);
+  // The admin API records into a ring of its own, after the shards'.
+  recording.shard_count = uint16_t(shards + (config->admin ? 1 : 0));
   recording.ring_bytes = config->recording.ring_bytes;
   recording.segment_bytes_max = config->recording.segment_bytes_max;
   recording.flush_interval_ms = config->recording.flush_interval_ms;
@@ -113,7 +117,7 @@ int serve(const ServeOptions& options) {
 
   std::vector<rec::Ring*> rings;
   for (uint32_t i = 0; i < shards; ++i) rings.push_back(&(*flusher)->ring(uint16_t(i)));
-  auto gateway = pg::Gateway::create(*config, *validator, rings);
+  auto gateway = pg::Gateway::create(*config, *validator, rings, revocations->get());
   if (!gateway) return error_exit(gateway.error().message);
 
   std::vector<engine::ListenerSpec> listeners;
@@ -133,6 +137,7 @@ int serve(const ServeOptions& options) {
   server_options.shard.buffers.buffer_bytes = config->engine.buffer_bytes;
   server_options.shard.connections_max = config->engine.connections_per_shard_max;
   server_options.shard.drain_timeout_ms = config->engine.drain_timeout_ms;
+  server_options.shard.policy_epoch = &(*revocations)->epoch();
   engine::Server server(server_options, std::move(listeners));
   if (auto r = server.start(); !r) {
     (void)(*flusher)->stop();
@@ -142,11 +147,26 @@ int serve(const ServeOptions& options) {
     fmt::print(stderr, "gatehouse: listening on {} ({}{})\n", l.address.text, l.protocol,
                l.tls ? ", TLS" : "");
   }
+  std::unique_ptr<AdminRuntime> admin;
+  if (config->admin) {
+    auto started = AdminRuntime::start(
+        *config, *validator, **revocations,
+        config->recording.enabled ? &(*flusher)->ring(uint16_t(shards)) : nullptr);
+    if (!started) {
+      server.request_stop();
+      server.join();
+      (void)(*flusher)->stop();
+      return error_exit(started.error().message);
+    }
+    admin = std::move(*started);
+    fmt::print(stderr, "gatehouse: admin API on {}\n", admin->url());
+  }
   fmt::print(stderr, "gatehouse: ready: {} shards, io_uring {}, recording to {}\n",
              server.shard_count(), server.ring_features(), config->recording.dir);
 
   const int sig = engine::wait_for_shutdown_signal();
   fmt::print(stderr, "gatehouse: signal {}: draining\n", sig);
+  if (admin) admin->stop();
   server.request_stop();
   server.join();
   if (auto r = (*flusher)->stop(); !r) return error_exit("recording: " + r.error().message);
@@ -259,6 +279,11 @@ Result<rec::SessionFilter> session_filter(const SessionsOptions& o) {
   filter.user = o.user;
   filter.chain_member = o.actor;
   filter.connection = o.connection;
+  for (const std::string& claim : o.claims) {
+    const size_t eq = claim.find('=');
+    if (eq == std::string::npos || eq == 0) return error_exit(fmt::format("--claim '{}': use name=value", claim), 2);
+    filter.claims.emplace_back(claim.substr(0, eq), claim.substr(eq + 1));
+  }
   if (!o.since.empty()) {
     auto t = parse_time_ns(o.since);
     if (!t) return fail("--since: " + t.error().message);

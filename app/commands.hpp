@@ -54,6 +54,7 @@ struct SessionsOptions {
   std::string user;
   std::string actor;
   std::string connection;
+  std::vector<std::string> claims;  // name=value, CI provenance
   std::string since;
   std::string until;
 };

@@ -2,6 +2,7 @@
 // Holds no product logic; see commands.cpp and the modules.
 #include <CLI/CLI.hpp>
 
+#include "app/admin.hpp"
 #include "app/commands.hpp"
 
 int main(int argc, char** argv) {
@@ -47,6 +48,34 @@ int main(int argc, char** argv) {
   verify_cmd->add_option("--anchors", verify.anchor_file, "Anchor file (recording.anchor_file)");
   verify_cmd->add_flag("--json", verify.json, "JSON output");
 
+  gh::app::TokenExchangeOptions exchange;
+  auto* exchange_cmd = token_cmd->add_subcommand(
+      "exchange", "Mint a narrower token for a sub-agent through the admin API (RFC 8693)");
+  exchange_cmd->add_option("--subject-token", exchange.subject_token, "Your token (@FILE reads a file)")
+      ->required();
+  exchange_cmd->add_option("--actor-token", exchange.actor_token,
+                           "The new actor's own token (@FILE reads a file)");
+  exchange_cmd->add_option("--actor", exchange.actor, "Or a configured service identity as the new actor");
+  exchange_cmd->add_option("--scope", exchange.scope, "Groups to keep (a subset), space- or comma-separated");
+  exchange_cmd->add_option("--audience", exchange.audience, "Connections to keep (a subset); repeatable");
+  exchange_cmd->add_option("--ttl", exchange.ttl, "Lifetime (90s, 15m, 2h); never past the subject token's");
+  exchange_cmd->add_option("--admin", exchange.admin.admin_url, "Admin API URL (default: $GATEHOUSE_ADMIN)");
+  exchange_cmd->add_option("-c,--config", exchange.admin.config_file, "Take the admin API address from it");
+  exchange_cmd->add_option("--ca-file", exchange.admin.ca_file, "CA certificates for an HTTPS admin API");
+  exchange_cmd->add_flag("--json", exchange.json, "Print the whole token response");
+
+  gh::app::RevokeOptions revoke;
+  auto* revoke_cmd = app.add_subcommand(
+      "revoke", "Revoke a token (and every token minted from it), a subject or an actor");
+  revoke_cmd->add_option("--jti", revoke.jti, "A token id");
+  revoke_cmd->add_option("--subject", revoke.subject, "A subject (sub)");
+  revoke_cmd->add_option("--actor", revoke.actor, "A member of any chain");
+  revoke_cmd->add_option("--reason", revoke.reason, "Why (recorded)");
+  revoke_cmd->add_option("--token", revoke.token, "Admin-group token (@FILE; default: $GATEHOUSE_TOKEN)");
+  revoke_cmd->add_option("--admin", revoke.admin.admin_url, "Admin API URL (default: $GATEHOUSE_ADMIN)");
+  revoke_cmd->add_option("-c,--config", revoke.admin.config_file, "Take the admin API address from it");
+  revoke_cmd->add_option("--ca-file", revoke.admin.ca_file, "CA certificates for an HTTPS admin API");
+
   gh::app::SessionsOptions sessions;
   auto* sessions_cmd = app.add_subcommand("sessions", "List recorded sessions");
   sessions_cmd->add_option("-c,--config", sessions.trail.config_file, "Take the trail from recording.dir");
@@ -54,6 +83,7 @@ int main(int argc, char** argv) {
   sessions_cmd->add_option("--user", sessions.user, "Database user given at login");
   sessions_cmd->add_option("--actor", sessions.actor, "Anyone in the identity chain");
   sessions_cmd->add_option("--connection", sessions.connection, "Connection name");
+  sessions_cmd->add_option("--claim", sessions.claims, "CI provenance claim name=value; repeatable");
   sessions_cmd->add_option("--since", sessions.since, "Active at or after (RFC 3339 UTC, or a duration ago: 2h)");
   sessions_cmd->add_option("--until", sessions.until, "Started at or before (same forms)");
   sessions_cmd->add_flag("--json", sessions.trail.json, "JSON output");
@@ -84,6 +114,8 @@ int main(int argc, char** argv) {
   if (*check_cmd) return gh::app::check(check_file);
   if (*keygen_cmd) return gh::app::keygen(keygen);
   if (*issue_cmd) return gh::app::token_issue(issue);
+  if (*exchange_cmd) return gh::app::token_exchange(exchange);
+  if (*revoke_cmd) return gh::app::revoke(revoke);
   if (*verify_cmd) return gh::app::verify(verify);
   if (*sessions_cmd) return gh::app::sessions(sessions);
   if (*replay_cmd) return gh::app::replay(replay, replay_id);

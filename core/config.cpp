@@ -182,10 +182,26 @@ Result<ListenerConfig> parse_listener(const Reader& r, const YAML::Node& n, cons
 Result<identity::IssuerConfig> parse_issuer(const Reader& r, const YAML::Node& n,
                                             const std::string& p) {
   if (auto ok = r.only_keys(n, p, {"name", "issuer", "audience", "jwks_file", "groups_claim",
-                                   "algorithms"});
+                                   "algorithms", "provenance", "provenance_claims"});
       !ok)
     return std::unexpected(ok.error());
   identity::IssuerConfig i;
+  // CI provenance: a preset, then claims of one's own; each claim once.
+  GH_TRY(preset, r.string(n, p, "provenance", ""));
+  if (preset == "github-actions") {
+    // GitHub's OIDC token claims that say which repository, workflow, run and ref a job is.
+    i.provenance_claims = {"repository",       "repository_id", "workflow",
+                           "job_workflow_ref", "run_id",        "run_attempt",
+                           "ref",              "event_name",    "runner_environment"};
+  } else if (!preset.empty()) {
+    return r.error(p + ".provenance", fmt::format("known presets: github-actions, got '{}'", preset));
+  }
+  GH_TRY(provenance_claims, r.strings(n, p, "provenance_claims", false));
+  for (const std::string& claim : provenance_claims) {
+    if (std::find(i.provenance_claims.begin(), i.provenance_claims.end(), claim) ==
+        i.provenance_claims.end())
+      i.provenance_claims.push_back(claim);
+  }
   GH_TRY(issuer, r.string(n, p, "issuer"));
   GH_TRY(name, r.string(n, p, "name", issuer));
   GH_TRY(audiences, r.strings(n, p, "audience", true));
@@ -205,10 +221,12 @@ Result<IdentityConfig> parse_identity(const Reader& r, const YAML::Node& n) {
   const std::string p = "identity";
   if (!n) return r.error(p, "required: at least one issuer");
   if (auto ok = r.only_keys(n, p, {"issuers", "clock_skew_s", "delegation_depth_max",
-                                   "token_bytes_max", "builtin"});
+                                   "token_bytes_max", "builtin", "revocations_file"});
       !ok)
     return std::unexpected(ok.error());
   IdentityConfig id;
+  GH_TRY(revocations_file, r.string(n, p, "revocations_file", ""));
+  id.revocations_file = r.path_of(revocations_file);
   GH_TRY(skew, r.integer<int64_t>(n, p, "clock_skew_s", 60, 0, 300));
   GH_TRY(depth, r.integer<uint32_t>(n, p, "delegation_depth_max", 8, 0, 32));
   GH_TRY(token_max, r.integer<uint32_t>(n, p, "token_bytes_max", 16384, 512, 65536));
@@ -234,7 +252,8 @@ Result<IdentityConfig> parse_identity(const Reader& r, const YAML::Node& n) {
                                                 .audiences = {builtin.audience},
                                                 .jwks_file = builtin.jwks_file,
                                                 .groups_claim = "groups",
-                                                .algorithms = {"EdDSA"}});
+                                                .algorithms = {"EdDSA"},
+                                                .provenance_claims = {}});
     id.builtin = builtin;
   }
   if (const YAML::Node list = n["issuers"]) {
@@ -245,7 +264,125 @@ Result<IdentityConfig> parse_identity(const Reader& r, const YAML::Node& n) {
     }
   }
   if (id.issuers.empty()) return r.error(p, "no issuers: add identity.issuers or identity.builtin");
+  if (id.builtin) {
+    // Token exchange copies the subject token's provenance into the tokens it mints: the built-in
+    // issuer records every claim any issuer records.
+    identity::IssuerConfig& builtin = id.issuers.front();
+    for (const identity::IssuerConfig& other : id.issuers) {
+      for (const std::string& claim : other.provenance_claims) {
+        if (std::find(builtin.provenance_claims.begin(), builtin.provenance_claims.end(), claim) ==
+                builtin.provenance_claims.end() &&
+            claim != builtin.groups_claim)
+          builtin.provenance_claims.push_back(claim);
+      }
+    }
+  }
   return id;
+}
+
+// connections[].require_claims: {claim: value} or {claim: [values]}; each claim must be one
+// that some issuer records as provenance, or the rule could never hold.
+Result<std::vector<ClaimRule>> parse_claim_rules(const Reader& r, const YAML::Node& n,
+                                                 const std::string& p,
+                                                 const IdentityConfig& identity) {
+  std::vector<ClaimRule> rules;
+  if (!n) return rules;
+  if (!n.IsMap() || n.size() == 0) return r.error(p, "expected a mapping of claim: value(s)");
+  for (const auto& kv : n) {
+    ClaimRule rule;
+    rule.claim = kv.first.Scalar();
+    const std::string rp = p + "." + rule.claim;
+    bool recorded = false;
+    for (const auto& issuer : identity.issuers) {
+      recorded |= std::find(issuer.provenance_claims.begin(), issuer.provenance_claims.end(),
+                            rule.claim) != issuer.provenance_claims.end();
+    }
+    if (!recorded)
+      return r.error(rp, "no issuer records this claim (add it to an issuer's provenance_claims)");
+    if (kv.second.IsScalar()) {
+      rule.values.push_back(kv.second.Scalar());
+    } else if (kv.second.IsSequence() && kv.second.size() > 0) {
+      for (size_t i = 0; i < kv.second.size(); ++i) {
+        if (!kv.second[i].IsScalar()) return r.error(fmt::format("{}[{}]", rp, i), "expected a string");
+        rule.values.push_back(kv.second[i].Scalar());
+      }
+    } else {
+      return r.error(rp, "expected a value or a non-empty list of values");
+    }
+    rules.push_back(std::move(rule));
+  }
+  return rules;
+}
+
+Result<std::optional<AdminConfig>> parse_admin(const Reader& r, const YAML::Node& n,
+                                               const std::vector<ListenerConfig>& listeners,
+                                               const IdentityConfig& identity) {
+  const std::string p = "admin";
+  if (!n) return std::optional<AdminConfig>();
+  if (auto ok = r.only_keys(n, p, {"address", "tls", "admin_groups", "threads",
+                                   "request_bytes_max", "token_exchange"});
+      !ok)
+    return std::unexpected(ok.error());
+  AdminConfig a;
+  GH_TRY(address_text, r.string(n, p, "address"));
+  auto address = resolve_address(address_text);
+  if (!address) return r.error(p + ".address", address.error().message);
+  a.address = *address;
+  if (const YAML::Node t = n["tls"]) {
+    const std::string tp = p + ".tls";
+    if (auto ok = r.only_keys(t, tp, {"cert_file", "key_file"}); !ok) return std::unexpected(ok.error());
+    GH_TRY(cert, r.string(t, tp, "cert_file"));
+    GH_TRY(key, r.string(t, tp, "key_file"));
+    a.tls = TlsFiles{r.path_of(cert), r.path_of(key)};
+  } else if (!a.address.loopback) {
+    // Tokens travel in these requests: off loopback, only over TLS.
+    for (const auto& l : listeners) {
+      if (l.tls && !a.tls) a.tls = l.tls;
+    }
+    if (!a.tls)
+      return r.error(p + ".tls", "required off loopback (no listener has TLS files to share)");
+  }
+  GH_TRY(groups, r.strings(n, p, "admin_groups", true));
+  if (groups.empty()) return r.error(p + ".admin_groups", "must name at least one group");
+  a.admin_groups = groups;
+  GH_TRY(threads, r.integer<uint32_t>(n, p, "threads", a.threads, 1, 64));
+  GH_TRY(request_max, r.integer<uint32_t>(n, p, "request_bytes_max", a.request_bytes_max, 1024,
+                                          1u << 20));
+  a.threads = threads;
+  a.request_bytes_max = request_max;
+  if (!identity.builtin)
+    return r.error(p, "token exchange signs with the built-in issuer: configure identity.builtin");
+  if (const YAML::Node x = n["token_exchange"]) {
+    const std::string xp = p + ".token_exchange";
+    if (auto ok = r.only_keys(x, xp, {"ttl_default", "service_actors"}); !ok)
+      return std::unexpected(ok.error());
+    GH_TRY(ttl_text, r.string(x, xp, "ttl_default", "15m"));
+    auto ttl = identity::parse_duration_s(ttl_text);
+    if (!ttl || *ttl <= 0 || *ttl > identity::kTokenTtlSMax)
+      return r.error(xp + ".ttl_default",
+                     fmt::format("expected a duration of 1s..{}s (90s, 15m, 2h)", identity::kTokenTtlSMax));
+    a.exchange_ttl_default_s = *ttl;
+    if (const YAML::Node list = x["service_actors"]) {
+      if (!list.IsSequence()) return r.error(xp + ".service_actors", "expected a list");
+      for (size_t i = 0; i < list.size(); ++i) {
+        const std::string sp = fmt::format("{}.service_actors[{}]", xp, i);
+        if (auto ok = r.only_keys(list[i], sp, {"name", "allow_groups"}); !ok)
+          return std::unexpected(ok.error());
+        ServiceActorConfig actor;
+        GH_TRY(name, r.string(list[i], sp, "name"));
+        GH_TRY(allow, r.strings(list[i], sp, "allow_groups", true));
+        if (name.empty()) return r.error(sp + ".name", "must not be empty");
+        if (allow.empty()) return r.error(sp + ".allow_groups", "must name at least one group");
+        for (const auto& other : a.service_actors) {
+          if (other.name == name) return r.error(sp + ".name", "duplicate name '" + name + "'");
+        }
+        actor.name = name;
+        actor.allow_groups = allow;
+        a.service_actors.push_back(std::move(actor));
+      }
+    }
+  }
+  return std::optional<AdminConfig>(std::move(a));
 }
 
 Result<std::string> read_secret(const Reader& r, const YAML::Node& n, const std::string& p) {
@@ -275,7 +412,7 @@ Result<std::string> read_secret(const Reader& r, const YAML::Node& n, const std:
 Result<ConnectionConfig> parse_connection(const Reader& r, const YAML::Node& n,
                                           const std::string& p) {
   if (auto ok = r.only_keys(n, p, {"name", "protocol", "allow_groups", "upstream", "deny", "approve",
-                                   "mask", "allow_function_call"});
+                                   "mask", "allow_function_call", "require_claims"});
       !ok)
     return std::unexpected(ok.error());
   ConnectionConfig c;
@@ -367,7 +504,7 @@ std::string default_node_id() {
 
 Result<Config> parse_tree(const Reader& r, const YAML::Node& root) {
   if (auto ok = r.only_keys(root, "", {"node_id", "engine", "listeners", "identity", "connections",
-                                      "recording"});
+                                      "recording", "admin"});
       !ok)
     return std::unexpected(ok.error());
   Config c;
@@ -394,13 +531,22 @@ Result<Config> parse_tree(const Reader& r, const YAML::Node& root) {
     return r.error("connections", "required: a list with at least one connection");
   names.clear();
   for (size_t i = 0; i < connections.size(); ++i) {
-    GH_TRY(conn, parse_connection(r, connections[i], fmt::format("connections[{}]", i)));
+    const YAML::Node node = connections[i];
+    GH_TRY(conn, parse_connection(r, node, fmt::format("connections[{}]", i)));
+    // Read here because the rules are checked against the issuers' provenance claims.
+    GH_TRY(rules, parse_claim_rules(r, node["require_claims"],
+                                    fmt::format("connections[{}].require_claims", i), c.identity));
+    conn.require_claims = std::move(rules);
     if (!names.insert(conn.name).second)
       return r.error(fmt::format("connections[{}].name", i), "duplicate name '" + conn.name + "'");
     c.connections.push_back(std::move(conn));
   }
   GH_TRY(recording, parse_recording(r, root["recording"]));
   c.recording = recording;
+  if (c.identity.revocations_file.empty())
+    c.identity.revocations_file = (std::filesystem::path(c.recording.dir) / "revocations.jsonl").string();
+  GH_TRY(admin, parse_admin(r, root["admin"], c.listeners, c.identity));
+  c.admin = std::move(admin);
   return c;
 }
 

@@ -62,12 +62,21 @@ struct UpstreamConfig {
   std::string server_name;  // for verify-full; defaults to host
 };
 
+// One access rule on a CI provenance claim (identity.issuers[].provenance_claims).
+struct ClaimRule {
+  std::string claim;
+  std::vector<std::string> values;  // any one of them
+};
+
 struct ConnectionConfig {
   std::string name;      // what clients ask for (PostgreSQL: the startup "database")
   std::string protocol;  // "postgres"
   std::vector<std::string> allow_groups;
   UpstreamConfig upstream;
   Guardrails guardrails;  // deny, approve and mask rules (core/guardrails.hpp)
+  // CI provenance rules: every rule must hold (the token's provenance claim equals one of the
+  // values), e.g. repository_id "892341" and ref refs/heads/main. Checked with allow_groups.
+  std::vector<ClaimRule> require_claims;
 };
 
 struct BuiltinIssuerConfig {
@@ -81,6 +90,28 @@ struct IdentityConfig {
   std::vector<identity::IssuerConfig> issuers;
   identity::ValidatorOptions options;
   std::optional<BuiltinIssuerConfig> builtin;
+  // Revoked tokens, subjects and actors (JSON Lines, appended by the admin API); default
+  // revocations.jsonl in recording.dir.
+  std::string revocations_file;
+};
+
+// A service identity that token exchange may name as the new actor ("actor=deploy-svc") when the
+// subject token holds one of allow_groups, instead of an actor token.
+struct ServiceActorConfig {
+  std::string name;
+  std::vector<std::string> allow_groups;
+};
+
+// The control plane: an HTTP API on its own threads (token exchange, revocation).
+struct AdminConfig {
+  SocketAddress address;
+  // HTTPS files: admin.tls, else the first listener's TLS files; plain HTTP only on loopback.
+  std::optional<TlsFiles> tls;
+  std::vector<std::string> admin_groups;  // callers of the /admin/ routes need one of these
+  uint32_t threads = 2;                   // request handler threads
+  uint32_t request_bytes_max = 65536;
+  int64_t exchange_ttl_default_s = 900;   // when token exchange is not asked for a ttl
+  std::vector<ServiceActorConfig> service_actors;
 };
 
 struct RecordingConfig {
@@ -108,6 +139,7 @@ struct Config {
   IdentityConfig identity;
   std::vector<ConnectionConfig> connections;
   RecordingConfig recording;
+  std::optional<AdminConfig> admin;
 
   const ConnectionConfig* find_connection(std::string_view name) const;
 };

@@ -37,6 +37,8 @@ std::string_view event_type_name(EventType type) {
       return "checkpoint";
     case EventType::kRecovery:
       return "recovery";
+    case EventType::kAdmin:
+      return "admin";
   }
   return "unknown";
 }
@@ -103,6 +105,18 @@ std::string_view field_tag_name(FieldTag tag) {
       return "key_id";
     case FieldTag::kCtlSignature:
       return "signature";
+    case FieldTag::kClaim:
+      return "claim";
+    case FieldTag::kTokenLineage:
+      return "token_lineage";
+    case FieldTag::kAction:
+      return "action";
+    case FieldTag::kOutcome:
+      return "outcome";
+    case FieldTag::kHttpStatus:
+      return "http_status";
+    case FieldTag::kDetail:
+      return "detail";
   }
   return {};
 }

@@ -27,6 +27,9 @@ enum class EventType : uint8_t {
   kNotice,
   // Guardrails (numbered apart): a DataRow whose values were masked, as the client got it.
   kMaskedRow = 40,
+  // The control plane (numbered apart): one admin API request (token exchange, revocation...),
+  // with its action, outcome, HTTP status, the identity it was about and details.
+  kAdmin = 32,
   // Trail control records (session id 0), signed by the node key.
   kSeal = 128,  // the last record of a segment: its record count, last hash and Merkle root
   kCheckpoint,  // periodic, also when idle (a heartbeat); copied to the anchor file
@@ -57,6 +60,13 @@ enum class FieldTag : uint16_t {
   kTextBytes,  // decimal size of kText before truncation (only when truncated)
   // Guardrails (numbered apart so that other modules can add tags before them).
   kRule = 48,  // the deny / approve / mask rule behind a refusal or a masking (repeated)
+  // Identity and the control plane (numbered apart so that other modules can add tags before).
+  kClaim = 96,    // repeated: "name=value", a CI provenance claim of the session's token
+  kTokenLineage,  // repeated, earliest first: jtis of the tokens the session's was exchanged from
+  kAction,        // kAdmin: "token_exchange", "revoke", "authenticate"...
+  kOutcome,       // kAdmin: "granted", "refused" or "failed"
+  kHttpStatus,    // kAdmin: decimal HTTP status of the answer
+  kDetail,        // kAdmin, repeated: "name=value" (issued_jti=..., scope=..., revoked_value=...)
   // Fields of control records, fixed-size little-endian binary (record/FORMAT.md).
   kCtlShard = 128,          // u16
   kCtlSegment,              // u64, the segment holding the record

@@ -37,6 +37,15 @@ std::string format_chain(std::span<const std::string> chain) {
   return out;
 }
 
+std::string format_path(std::span<const std::string> chain, std::string_view connection) {
+  std::string out = format_chain(chain);
+  if (!connection.empty()) {
+    if (!out.empty()) out += " → ";
+    out += escape_for_terminal(connection);
+  }
+  return out;
+}
+
 std::string escape_for_terminal(std::string_view text) {
   std::string out;
   out.reserve(text.size());
@@ -116,6 +125,9 @@ std::string describe_event(const StoredEvent& e) {
       }
       if (!groups.empty()) details.push_back("groups " + join(groups, ","));
       if (!details.empty()) text += " (" + join(details, ", ") + ")";
+      std::vector<std::string> claims;
+      for (auto v : e.all(FieldTag::kClaim)) claims.push_back(escape_for_terminal(v));
+      if (!claims.empty()) text += " [" + join(claims, ", ") + "]";
       return text;
     }
     case EventType::kStatement: {
@@ -144,6 +156,17 @@ std::string describe_event(const StoredEvent& e) {
     }
     case EventType::kNotice:
       return fmt::format("notice {}", f(FieldTag::kMessage));
+    case EventType::kAdmin: {
+      std::vector<std::string> chain, details;
+      for (auto v : e.all(FieldTag::kChainMember)) chain.emplace_back(v);
+      for (auto v : e.all(FieldTag::kDetail)) details.push_back(escape_for_terminal(v));
+      std::string text = fmt::format("admin {} {}", f(FieldTag::kAction), f(FieldTag::kOutcome));
+      if (!e.first(FieldTag::kHttpStatus).empty()) text += " (" + f(FieldTag::kHttpStatus) + ")";
+      if (!chain.empty()) text += " for " + format_chain(chain);
+      if (!e.first(FieldTag::kReason).empty()) text += ": " + f(FieldTag::kReason);
+      if (!details.empty()) text += " [" + join(details, ", ") + "]";
+      return text;
+    }
     case EventType::kSessionEnd: {
       const std::string reason = f(FieldTag::kReason);
       return reason.empty() ? std::string("session end") : "session end: " + reason;
@@ -177,7 +200,7 @@ std::string format_sessions_table(std::span<const SessionSummary> sessions) {
     std::string end = s.ended ? escape_for_terminal(s.end_reason) : std::string("(open)");
     if (s.ended && end.empty()) end = "ended";
     rows.push_back(Row{{format_session_id(s.session_id), format_time_utc(s.start_ns),
-                        duration_text(s), format_chain(s.chain), escape_for_terminal(s.connection),
+                        duration_text(s), format_path(s.chain, s.connection), escape_for_terminal(s.connection),
                         escape_for_terminal(s.client_address), std::to_string(s.statements),
                         std::to_string(s.errors), end}});
   }
@@ -205,12 +228,18 @@ std::string format_replay(std::span<const StoredEvent> events) {
   if (events.empty()) return "(no events)\n";
   const SessionSummary s = summarize_session(events);
   std::string out = fmt::format("session {}", format_session_id(s.session_id));
-  if (!s.chain.empty()) out += "  " + format_chain(s.chain);
+  if (!s.chain.empty()) out += "  " + format_path(s.chain, s.connection);
   out += "\n";
   out += fmt::format("started {}", format_time_utc(s.start_ns));
   if (!s.connection.empty()) out += "  connection " + escape_for_terminal(s.connection);
   if (!s.client_address.empty()) out += "  client " + escape_for_terminal(s.client_address);
   out += "\n";
+  if (!s.claims.empty()) {
+    std::vector<std::string> claims;
+    for (const auto& [name, value] : s.claims) claims.push_back(escape_for_terminal(name + "=" + value));
+    out += "provenance " + join(claims, ", ") + "\n";
+  }
+  if (!s.lineage.empty()) out += "exchanged from tokens " + escape_for_terminal(join(s.lineage, " → ")) + "\n";
   const uint64_t first = events.front().time_ns;
   for (const StoredEvent& event : events) {
     out +=
@@ -241,6 +270,12 @@ std::string format_verify(const VerifyReport& r) {
   return out;
 }
 
+static nlohmann::json claims_to_json(const std::vector<std::pair<std::string, std::string>>& claims) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [name, value] : claims) out[name] = value;
+  return out;
+}
+
 nlohmann::json session_to_json(const SessionSummary& s) {
   return nlohmann::json{
       {"session_id", format_session_id(s.session_id)},
@@ -258,6 +293,9 @@ nlohmann::json session_to_json(const SessionSummary& s) {
       {"database", s.database},
       {"token_id", s.token_id},
       {"issuer", s.issuer},
+      {"path", format_path(s.chain, s.connection)},
+      {"claims", claims_to_json(s.claims)},
+      {"lineage", s.lineage},
       {"events", s.events},
       {"statements", s.statements},
       {"errors", s.errors},

@@ -18,6 +18,8 @@ std::string format_session_id(uint64_t session_id);               // 16 lowercas
 std::optional<uint64_t> parse_session_id(std::string_view text);  // 1..16 hex digits
 std::string format_time_utc(uint64_t time_ns);                    // "2026-11-23T09:19:34.123Z"
 std::string format_chain(std::span<const std::string> chain);     // "alice → ci-runner"
+// The chain, then the connection it reached: "alice → ci-runner → deploy-svc → db-prod".
+std::string format_path(std::span<const std::string> chain, std::string_view connection);
 // Control characters (an auditor's terminal must not run escape sequences found in a trail)
 // become \n, \t, \xHH.
 std::string escape_for_terminal(std::string_view text);

@@ -538,9 +538,13 @@ void accumulate(SessionSummary& s, EventType type, uint64_t time_ns,
   };
   switch (type) {
     case EventType::kSessionStart:
-    case EventType::kAuthFailure: {
+    case EventType::kAuthFailure:
+    case EventType::kAdmin: {
       const bool chain_known = !s.chain.empty();
       const bool groups_known = !s.groups.empty();
+      const bool claims_known = !s.claims.empty();
+      const bool lineage_known = !s.lineage.empty();
+      std::string action, outcome, reason;
       for_each_field([&](FieldTag tag, std::string_view value) {
         switch (tag) {
           case FieldTag::kChainMember:
@@ -572,11 +576,39 @@ void accumulate(SessionSummary& s, EventType type, uint64_t time_ns,
             break;
           case FieldTag::kReason:
             if (type == EventType::kAuthFailure) set_once(s.end_reason, value);
+            if (type == EventType::kAdmin) reason = value;
+            break;
+          case FieldTag::kClaim:
+            if (!claims_known) {
+              const size_t eq = value.find('=');
+              s.claims.emplace_back(value.substr(0, eq), eq == std::string_view::npos
+                                                             ? std::string_view()
+                                                             : value.substr(eq + 1));
+            }
+            break;
+          case FieldTag::kTokenLineage:
+            if (!lineage_known) s.lineage.emplace_back(value);
+            break;
+          case FieldTag::kAction:
+            action = value;
+            break;
+          case FieldTag::kOutcome:
+            outcome = value;
             break;
           default:
             break;
         }
       });
+      // An admin request is a one-event "session": it ends with its outcome.
+      if (type == EventType::kAdmin) {
+        s.protocol = "admin";
+        s.ended = true;
+        if (outcome != "granted") ++s.errors;
+        if (s.end_reason.empty()) {
+          s.end_reason = action + " " + outcome;
+          if (!reason.empty()) s.end_reason += ": " + reason;
+        }
+      }
       if (type == EventType::kAuthFailure) {
         ++s.errors;
         s.ended = true;
@@ -611,6 +643,9 @@ bool matches(const SessionFilter& filter, const SessionSummary& s) {
   }
   if (!filter.user.empty() && filter.user != s.user) return false;
   if (!filter.connection.empty() && filter.connection != s.connection) return false;
+  for (const auto& wanted : filter.claims) {
+    if (std::find(s.claims.begin(), s.claims.end(), wanted) == s.claims.end()) return false;
+  }
   if (filter.from_ns && s.end_ns < *filter.from_ns) return false;
   if (filter.to_ns && s.start_ns > *filter.to_ns) return false;
   return true;

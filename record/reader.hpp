@@ -103,6 +103,8 @@ struct SessionSummary {
   std::vector<std::string> chain;  // subject first, then actors
   std::vector<std::string> groups;
   std::string protocol, connection, client_address, user, database, token_id, issuer;
+  std::vector<std::pair<std::string, std::string>> claims;  // CI provenance, as recorded
+  std::vector<std::string> lineage;  // jtis the session's token was exchanged from
   uint64_t events = 0;
   uint64_t statements = 0;
   uint64_t errors = 0;  // kError and kAuthFailure events
@@ -114,6 +116,8 @@ struct SessionFilter {
   std::string chain_member;  // any member of the chain equals it
   std::string user;          // database user
   std::string connection;
+  // CI provenance: every (claim, value) must be among the session's claims.
+  std::vector<std::pair<std::string, std::string>> claims;
   std::optional<uint64_t> from_ns;  // sessions still active at or after
   std::optional<uint64_t> to_ns;    // sessions started at or before
   size_t limit = 0;                 // 0: all

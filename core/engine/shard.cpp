@@ -585,6 +585,12 @@ void Shard::on_tick() {
   }
   for (auto& l : listeners_) arm_accept(l);  // after EMFILE and the like, retry here
   const bool drain_expired = draining_ && now_ms_ >= drain_deadline_ms_;
+  bool policy_changed = false;
+  if (options_.policy_epoch != nullptr) {
+    const uint64_t epoch = options_.policy_epoch->load(std::memory_order_acquire);
+    policy_changed = epoch != policy_epoch_seen_;
+    policy_epoch_seen_ = epoch;
+  }
   for (uint32_t i = 0; i < slots_high_water_; ++i) {
     Connection* c = slots_[i].get();
     if (c == nullptr) continue;
@@ -607,6 +613,11 @@ void Shard::on_tick() {
       c->deadline_ms_ = 0;
       c->session_->on_deadline(*c);
       if (c->closing_) continue;
+    }
+    if (policy_changed) {
+      c->session_->on_policy_changed(*c);
+      if (c->closing_) continue;
+      mark_dirty(*c);
     }
     if (!c->active_since_tick_) {
       for (Link& l : c->links_) {

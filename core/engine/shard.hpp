@@ -30,6 +30,9 @@ struct ShardOptions {
   uint32_t paused_tick_ms = 1;
   uint32_t drain_timeout_ms = 30000;
   uint32_t close_flush_timeout_ms = 5000;
+  // Bumped by the control plane whenever shared policy changes (revocations); at each tick a
+  // shard that sees a new value calls on_policy_changed on every session. May be null.
+  const std::atomic<uint64_t>* policy_epoch = nullptr;
 };
 
 struct ListenerSpec {
@@ -147,6 +150,7 @@ class Shard {
   uint64_t now_ms_ = 0;
   uint64_t drain_deadline_ms_ = 0;
   bool draining_ = false;
+  uint64_t policy_epoch_seen_ = 0;
   std::atomic<bool> stop_requested_{false};
   ShardCounters counters_;
 };

@@ -21,4 +21,11 @@ std::string Identity::chain_string() const {
   return out;
 }
 
+const std::string* Identity::provenance_value(std::string_view name) const {
+  for (const auto& [claim, value] : provenance) {
+    if (claim == name) return &value;
+  }
+  return nullptr;
+}
+
 }  // namespace gh::identity

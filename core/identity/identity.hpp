@@ -4,7 +4,10 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace gh::identity {
@@ -16,6 +19,14 @@ struct Identity {
   std::vector<std::string> actors;
   std::vector<std::string> groups;  // from the issuer's groups claim, top level only
   std::string token_id;             // "jti" (may be empty)
+  // Tokens minted by token exchange name the tokens they derive from ("gh_lineage", earliest
+  // first): revoking any of those revokes this one too. Empty for tokens nobody exchanged.
+  std::vector<std::string> lineage;
+  // Connections the token is narrowed to ("gh_connections"); nullopt: no narrowing beyond groups.
+  std::optional<std::vector<std::string>> connections;
+  // CI provenance: the claims the issuer's configuration names (provenance_claims), as text, in
+  // configuration order. Recorded on the session; connection access rules may match on them.
+  std::vector<std::pair<std::string, std::string>> provenance;
   int64_t issued_at = 0;            // unix seconds; 0 when the token has no "iat"
   int64_t not_before = 0;           // 0 when the token has no "nbf"
   int64_t expires_at = 0;
@@ -25,6 +36,8 @@ struct Identity {
   std::vector<std::string> chain() const;
   // "alice → ci-runner → deploy-svc" (U+2192 between spaces).
   std::string chain_string() const;
+  // The value of a provenance claim, or nullptr.
+  const std::string* provenance_value(std::string_view name) const;
 };
 
 }  // namespace gh::identity

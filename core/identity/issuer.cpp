@@ -15,6 +15,7 @@
 #include "core/identity/json_object.hpp"
 #include "core/identity/jwa.hpp"
 #include "core/identity/jwk.hpp"
+#include "core/identity/jwt.hpp"
 #include "core/identity/limits.hpp"
 
 namespace gh::identity {
@@ -137,6 +138,12 @@ json TokenMinter::public_jwks() const {
 }
 
 gh::Result<std::string> TokenMinter::issue(const TokenRequest& request, int64_t now_s) const {
+  auto issued = issue_token(request, now_s);
+  if (!issued) return std::unexpected(issued.error());
+  return std::move(issued->token);
+}
+
+gh::Result<IssuedToken> TokenMinter::issue_token(const TokenRequest& request, int64_t now_s) const {
   if (request.subject.empty()) return gh::fail("token request: subject is empty");
   if (request.issuer.empty()) return gh::fail("token request: issuer is empty");
   if (request.audience.empty()) return gh::fail("token request: audience is empty");
@@ -157,7 +164,16 @@ gh::Result<std::string> TokenMinter::issue(const TokenRequest& request, int64_t 
   if (!request.extra_claims.is_object()) {
     return gh::fail("token request: extra claims are not a JSON object");
   }
-  for (const char* reserved : {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "act", "groups"}) {
+  if (request.lineage.size() > kLineageMax) {
+    return gh::fail(fmt::format("token request: lineage of {} tokens, over the limit of {}",
+                                request.lineage.size(), kLineageMax));
+  }
+  if (request.connections && request.connections->size() > kConnectionsClaimMax) {
+    return gh::fail(fmt::format("token request: {} connections, over the limit of {}",
+                                request.connections->size(), kConnectionsClaimMax));
+  }
+  for (const char* reserved : {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "act", "groups",
+                               kLineageClaim, kConnectionsClaim}) {
     if (request.extra_claims.contains(reserved)) {
       return gh::fail(
           fmt::format("token request: extra claim \"{}\" is set by the issuer itself", reserved));
@@ -173,8 +189,10 @@ gh::Result<std::string> TokenMinter::issue(const TokenRequest& request, int64_t 
   claims["iat"] = now_s;
   claims["nbf"] = now_s;
   claims["exp"] = now_s + request.ttl_s;
-  claims["jti"] = std::move(*token_id);
+  claims["jti"] = *token_id;
   if (!request.groups.empty()) claims["groups"] = request.groups;
+  if (!request.lineage.empty()) claims[kLineageClaim] = request.lineage;
+  if (request.connections) claims[kConnectionsClaim] = *request.connections;
   // RFC 8693 §4.1: the outermost "act" is the current actor; earlier ones nest inside it.
   if (!request.actors.empty()) {
     json act = {{"sub", request.actors.front()}};
@@ -196,7 +214,7 @@ gh::Result<std::string> TokenMinter::issue(const TokenRequest& request, int64_t 
   if (!signature) return std::unexpected(signature.error());
   token += '.';
   token += gh::base64url_encode(*signature);
-  return token;
+  return IssuedToken{std::move(token), std::move(*token_id), now_s + request.ttl_s};
 }
 
 }  // namespace gh::identity

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,9 +28,20 @@ struct TokenRequest {
   std::vector<std::string> actors;
   std::string audience;
   std::string issuer;
+  // Token exchange: the ids of the tokens this one derives from, earliest first ("gh_lineage"),
+  // and the connections it is narrowed to ("gh_connections"); neither is written when empty/unset.
+  std::vector<std::string> lineage;
+  std::optional<std::vector<std::string>> connections;
   // More top-level claims (CI provenance: repository, workflow, run id...). Must be an object
-  // and must not name a claim the minter sets itself (iss sub aud exp nbf iat jti act groups).
+  // and must not name a claim the minter sets itself (iss sub aud exp nbf iat jti act groups
+  // gh_lineage gh_connections).
   nlohmann::json extra_claims = nlohmann::json::object();
+};
+
+struct IssuedToken {
+  std::string token;     // compact JWS
+  std::string token_id;  // its "jti"
+  int64_t expires_at = 0;
 };
 
 class TokenMinter {
@@ -41,6 +53,8 @@ class TokenMinter {
   // exp = now_s + ttl_s, a random 128-bit hex jti, groups, nested act, extra claims.
   // Thread-safe (const; the key is only read).
   gh::Result<std::string> issue(const TokenRequest& request, int64_t now_s) const;
+  // The same, with the jti and expiry it chose.
+  gh::Result<IssuedToken> issue_token(const TokenRequest& request, int64_t now_s) const;
 
   const std::string& key_id() const;
   // {"keys":[the public JWK]}: what a Validator, or anyone verifying our tokens, needs.

@@ -147,6 +147,54 @@ gh::Result<std::vector<std::string>> groups_of(const json& claims, const Issuer&
   return groups;
 }
 
+// An optional array of non-empty strings, at most `max` long (gh_lineage, gh_connections).
+gh::Result<std::optional<std::vector<std::string>>> string_list(const json& claims, const char* name,
+                                                              size_t max) {
+  const json* value = member(claims, name);
+  if (value == nullptr) return std::optional<std::vector<std::string>>();
+  if (!value->is_array()) return gh::fail(fmt::format("\"{}\" is not an array of strings", name));
+  if (value->size() > max) {
+    return gh::fail(fmt::format("\"{}\" has {} entries, over the limit of {}", name, value->size(), max));
+  }
+  std::vector<std::string> out;
+  out.reserve(value->size());
+  for (const json& element : *value) {
+    const auto* text = element.get_ptr<const std::string*>();
+    if (text == nullptr || text->empty()) {
+      return gh::fail(fmt::format("\"{}\" holds something other than a non-empty string", name));
+    }
+    out.push_back(*text);
+  }
+  return std::optional<std::vector<std::string>>(std::move(out));
+}
+
+// The configured provenance claims that the token carries, as text.
+gh::Result<std::vector<std::pair<std::string, std::string>>> provenance_of(const json& claims,
+                                                                         const Issuer& issuer) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const std::string& name : issuer.config.provenance_claims) {
+    const auto it = claims.find(name);
+    if (it == claims.end()) continue;
+    std::string text;
+    if (const auto* s = it->get_ptr<const std::string*>()) {
+      text = *s;
+    } else if (it->is_number_integer()) {
+      text = it->dump();
+    } else if (it->is_boolean()) {
+      text = it->get<bool>() ? "true" : "false";
+    } else {
+      return gh::fail(fmt::format("provenance claim {} is not a string, integer or boolean",
+                                  quote(name)));
+    }
+    if (text.size() > kProvenanceValueBytesMax) {
+      return gh::fail(fmt::format("provenance claim {} is {} bytes, over the limit of {}",
+                                  quote(name), text.size(), kProvenanceValueBytesMax));
+    }
+    out.emplace_back(name, std::move(text));
+  }
+  return out;
+}
+
 // RFC 8693 §4.1: "act" is an object whose "sub" names the current actor; an "act" nested in it
 // names the actor before, and so on. Only identity is read from actor objects: any other claim in
 // them (groups included) grants nothing, as the RFC says of non-identity claims there.
@@ -222,6 +270,30 @@ gh::Result<Validator> Validator::create(std::vector<IssuerConfig> issuers,
       if (config.groups_claim == registered) {
         return gh::fail(fmt::format("{}: groups_claim cannot be the registered claim \"{}\"", where,
                                     registered));
+      }
+    }
+    if (config.provenance_claims.size() > kProvenanceClaimsMax) {
+      return gh::fail(fmt::format("{}: {} provenance claims, over the limit of {}", where,
+                                  config.provenance_claims.size(), kProvenanceClaimsMax));
+    }
+    for (size_t i = 0; i < config.provenance_claims.size(); ++i) {
+      const std::string& claim = config.provenance_claims[i];
+      if (claim.empty()) return gh::fail(where + ": a provenance claim name is empty");
+      for (const char* reserved : {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "act",
+                                   "may_act", kLineageClaim, kConnectionsClaim}) {
+        if (claim == reserved) {
+          return gh::fail(fmt::format("{}: provenance claim \"{}\" is not a provenance claim",
+                                      where, reserved));
+        }
+      }
+      if (claim == config.groups_claim) {
+        return gh::fail(fmt::format("{}: provenance claim {} is the groups claim", where,
+                                    quote(claim)));
+      }
+      for (size_t j = 0; j < i; ++j) {
+        if (config.provenance_claims[j] == claim) {
+          return gh::fail(fmt::format("{}: provenance claim {} is listed twice", where, quote(claim)));
+        }
       }
     }
     if (config.algorithms.empty()) return gh::fail(where + ": no algorithm is allowed");
@@ -435,6 +507,15 @@ gh::Result<Identity> Validator::validate(std::string_view token, int64_t now_s) 
   auto actors = actors_of(*claims, options.delegation_depth_max);
   if (!actors) return std::unexpected(actors.error());
   identity.actors = std::move(*actors);
+  auto lineage = string_list(*claims, kLineageClaim, kLineageMax);
+  if (!lineage) return std::unexpected(lineage.error());
+  if (*lineage) identity.lineage = std::move(**lineage);
+  auto connections = string_list(*claims, kConnectionsClaim, kConnectionsClaimMax);
+  if (!connections) return std::unexpected(connections.error());
+  identity.connections = std::move(*connections);
+  auto provenance = provenance_of(*claims, *issuer);
+  if (!provenance) return std::unexpected(provenance.error());
+  identity.provenance = std::move(*provenance);
 
   identity.claims = std::move(*claims);
   return identity;

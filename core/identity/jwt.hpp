@@ -22,7 +22,15 @@ struct IssuerConfig {
   std::string jwks_file;                // JWKS JSON file path
   std::string groups_claim = "groups";  // string array claim (a single string is one group)
   std::vector<std::string> algorithms = {"RS256", "PS256", "ES256", "EdDSA"};  // allow-list
+  // Top-level claims recorded as CI provenance (Identity::provenance), e.g. GitHub Actions'
+  // repository, repository_id, ref, run_id. Strings, integers and booleans; anything else is
+  // refused, as is a value over kProvenanceValueBytesMax.
+  std::vector<std::string> provenance_claims;
 };
+
+// Private claims of tokens minted by token exchange (core/admin/token_exchange.hpp).
+inline constexpr const char* kLineageClaim = "gh_lineage";          // ancestor jtis, earliest first
+inline constexpr const char* kConnectionsClaim = "gh_connections";  // connection names
 
 struct ValidatorOptions {
   int64_t clock_skew_s = 60;          // tolerance on exp / nbf / iat, at most kClockSkewSCeiling

@@ -26,6 +26,16 @@ inline constexpr int64_t kTokenTtlSMax = 24 * 3600;
 // Actors the built-in issuer will nest; a validator may allow fewer (delegation_depth_max).
 inline constexpr size_t kMintActorsMax = kDelegationDepthCeiling;
 
+// Token exchange: every hop adds at most two token ids to "gh_lineage" (the subject token's and
+// the actor token's), and the chain is at most kDelegationDepthCeiling deep.
+inline constexpr size_t kLineageMax = 2 * kDelegationDepthCeiling + 2;
+// "gh_connections": connection names a token is narrowed to.
+inline constexpr size_t kConnectionsClaimMax = 256;
+// CI provenance claims per issuer, and the length of one value (GitHub's job_workflow_ref is the
+// longest real one, around 200 bytes).
+inline constexpr size_t kProvenanceClaimsMax = 32;
+inline constexpr size_t kProvenanceValueBytesMax = 1024;
+
 static_assert(kRsaModulusBitsMin < kRsaModulusBitsMax);
 static_assert(kTokenBytesCeiling <= kJwksFileBytesMax);
 

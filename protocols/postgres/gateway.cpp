@@ -10,13 +10,15 @@ namespace gh::pg {
 
 Result<std::unique_ptr<Gateway>> Gateway::create(const config::Config& config,
                                                  const identity::Validator& validator,
-                                                 std::vector<rec::Ring*> rings) {
+                                                 std::vector<rec::Ring*> rings,
+                                                 const identity::RevocationRegistry* revocations) {
   std::unique_ptr<Gateway> g(new Gateway());
   g->context_.config = &config;
   g->context_.validator = &validator;
+  g->context_.revocations = revocations;
   g->context_.rings = std::move(rings);
   for (size_t shard = 0; shard < g->context_.rings.size(); ++shard) {
-    g->shard_states_.push_back(std::make_unique<ShardState>(validator));
+    g->shard_states_.push_back(std::make_unique<ShardState>(validator, revocations));
     g->context_.shards.push_back(g->shard_states_.back().get());
   }
   // A statement record must fit its ring with room to spare.

@@ -15,9 +15,10 @@ namespace gh::pg {
 class Gateway {
  public:
   // `rings` holds one recording ring per shard; all arguments must outlive the gateway.
-  static Result<std::unique_ptr<Gateway>> create(const config::Config& config,
-                                                 const identity::Validator& validator,
-                                                 std::vector<rec::Ring*> rings);
+  // `revocations` (may be null) is checked at every login and on every policy change.
+  static Result<std::unique_ptr<Gateway>> create(
+      const config::Config& config, const identity::Validator& validator,
+      std::vector<rec::Ring*> rings, const identity::RevocationRegistry* revocations = nullptr);
   SessionFactory& factory() { return factory_; }
   const GatewayContext& context() const { return context_; }
 

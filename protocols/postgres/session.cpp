@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "core/access.hpp"
 #include "protocols/postgres/auth/md5_password.hpp"
 #include "protocols/postgres/auth/sasl_mechanisms.hpp"
 #include "protocols/postgres/codec/encoder.hpp"
@@ -228,6 +229,13 @@ class Session final : public engine::ProtocolSession {
                     std::make_unique<CancelForwarder>(upstream_pid_, upstream_key_));
     record(c, EventType::kNotice,
            {Field{FieldTag::kMessage, "cancel request forwarded to the upstream backend"}});
+  }
+
+  void on_policy_changed(Connection& c) override {
+    // A session still logging in is checked when it authenticates, like every other.
+    if (!started_ || phase_ == Phase::kDone || c.closing()) return;
+    const gh::identity::Revocation* revoked = ctx_.shards[shard_]->revocations.get().find(identity_);
+    if (revoked != nullptr) end_revoked(c, "token revoked: " + gh::identity::describe(*revoked));
   }
 
   void on_drain(Connection& c) override {
@@ -472,9 +480,16 @@ class Session final : public engine::ProtocolSession {
       refusal = identity.error().message;
     } else if ((connection = ctx_.config->find_connection(database_)) == nullptr) {
       refusal = fmt::format("no connection named '{}'", database_);
-    } else if (!config::groups_allowed(*connection, identity->groups)) {
-      refusal = fmt::format("groups of '{}' not allowed on connection '{}'", identity->subject,
-                            database_);
+    } else if (const gh::identity::Revocation* revoked =
+                   ctx_.shards[shard_]->revocations.get().find(*identity)) {
+      refusal = "token revoked: " + gh::identity::describe(*revoked);
+    } else if (auto denied = access::refusal(*connection, *identity)) {
+      refusal = std::move(*denied);
+    }
+    // CI provenance and the exchange lineage go into the records as they are (name=value).
+    std::vector<std::string> claims;
+    if (identity) {
+      for (const auto& [name, value] : identity->provenance) claims.push_back(name + "=" + value);
     }
     if (!refusal.empty()) {
       std::vector<Field> fields{{FieldTag::kProtocol, "postgres"},
@@ -485,6 +500,8 @@ class Session final : public engine::ProtocolSession {
       if (identity) {
         for (const auto& member : identity->chain()) chain_.push_back(member);
         for (const auto& m : chain_) fields.push_back({FieldTag::kChainMember, m});
+        for (const auto& claim : claims) fields.push_back({FieldTag::kClaim, claim});
+        for (const auto& id : identity->lineage) fields.push_back({FieldTag::kTokenLineage, id});
       }
       record(c, EventType::kAuthFailure, fields);
       refuse(c, kInvalidPassword, fmt::format("password authentication failed for user \"{}\"", user_));
@@ -504,7 +521,12 @@ class Session final : public engine::ProtocolSession {
                               {FieldTag::kTokenId, identity->token_id}};
     for (const auto& m : chain_) fields.push_back({FieldTag::kChainMember, m});
     for (const auto& g : groups_) fields.push_back({FieldTag::kGroup, g});
+    for (const auto& claim : claims) fields.push_back({FieldTag::kClaim, claim});
+    for (const auto& id : identity->lineage) fields.push_back({FieldTag::kTokenLineage, id});
     record(c, EventType::kSessionStart, fields);
+    // Kept for on_policy_changed (revocation); the raw claims are not needed any more.
+    identity_ = std::move(*identity);
+    identity_.claims = nlohmann::json();
     started_ = true;
     phase_ = Phase::kConnecting;
     c.set_deadline_ms(ctx_.config->engine.connect_timeout_ms);
@@ -1073,6 +1095,27 @@ class Session final : public engine::ProtocolSession {
     }
   }
 
+  // The session's token (or one it was exchanged from, its subject or an actor of its chain) was
+  // revoked: FATAL 57P01, as pg_terminate_backend ends a backend, and the reason recorded.
+  void end_revoked(Connection& c, const std::string& reason) {
+    constexpr std::string_view kMessage = "terminating connection: the token of this session was revoked";
+    if (phase_ == Phase::kReady && c.upstream().is_open() && stream_left_[0] == 0) {
+      std::string out;
+      encode_terminate(out);
+      c.upstream().write(out);
+    }
+    if (stream_left_[1] > 0) {
+      // The client is inside a message from the upstream: an error now would corrupt it, so the
+      // connection is cut instead.
+      record(c, EventType::kError,
+             {Field{FieldTag::kSqlState, kAdminShutdown}, Field{FieldTag::kMessage, kMessage},
+              Field{FieldTag::kReason, reason}, Field{FieldTag::kOrigin, "gateway"}});
+      end_session(c, reason);
+      return;
+    }
+    fail_session(c, kAdminShutdown, kMessage, reason);
+  }
+
   void finish_drain(Connection& c) {
     if (phase_ == Phase::kReady && c.upstream().is_open()) {
       std::string out;
@@ -1108,6 +1151,7 @@ class Session final : public engine::ProtocolSession {
   const config::ConnectionConfig* connection_ = nullptr;
   std::vector<std::string> chain_;
   std::vector<std::string> groups_;
+  gh::identity::Identity identity_;  // of the session's token, without its raw claims
   std::optional<ScramClient> scram_;
 
   int32_t upstream_pid_ = 0;

@@ -14,6 +14,7 @@
 #include "core/engine/connection.hpp"
 #include "core/engine/session.hpp"
 #include "core/identity/jwt.hpp"
+#include "core/identity/revocation.hpp"
 #include "core/identity/validation_cache.hpp"
 #include "core/tls/context.hpp"
 #include "mask/policy.hpp"
@@ -25,8 +26,12 @@ namespace gh::pg {
 
 // What one shard keeps for its own sessions (used by that shard's thread only, so no locks).
 struct ShardState {
-  explicit ShardState(const identity::Validator& validator) : tokens(validator) {}
+  explicit ShardState(const identity::Validator& validator,
+                      const identity::RevocationRegistry* revocations = nullptr)
+      : tokens(validator), revocations(revocations) {}
   identity::ValidationCache tokens;
+  // This shard's view of the revocation list: one atomic load per check, a reload when it moved.
+  identity::RevocationView revocations;
   // SCRAM keys derived at the last verified login, by connection: PBKDF2 runs once per salt.
   std::unordered_map<std::string, ScramKeys> scram_keys;
   // Hyperscan scratch grown to serve every connection's pattern sets (guardrails).
@@ -39,6 +44,7 @@ struct ShardState {
 struct GatewayContext {
   const config::Config* config = nullptr;
   const identity::Validator* validator = nullptr;
+  const identity::RevocationRegistry* revocations = nullptr;  // null: nothing is ever revoked
   std::vector<const tls::ServerContext*> listener_tls;  // by listener index; null: no TLS
   std::unordered_map<std::string, const tls::ClientContext*> upstream_tls;  // by connection
   std::vector<rec::Ring*> rings;  // by shard: the producer end is the shard's own

@@ -199,6 +199,46 @@ TEST(Config, ExampleConfigurationParses) {
   EXPECT_EQ(g.deny.size(), 5u);
   EXPECT_EQ(g.approve.size(), 1u);
   EXPECT_EQ(g.mask.size(), 5u);
+  const auto& rules = c->find_connection("orders-prod")->require_claims;
+  ASSERT_EQ(rules.size(), 2u);
+  EXPECT_EQ(rules[0].claim, "repository_id");
+  EXPECT_EQ(rules[0].values, std::vector<std::string>{"892341"});
+  ASSERT_TRUE(c->admin.has_value());
+  EXPECT_EQ(c->admin->address.text, "127.0.0.1:7443");
+  EXPECT_EQ(c->admin->exchange_ttl_default_s, 900);
+  ASSERT_EQ(c->admin->service_actors.size(), 1u);
+  EXPECT_EQ(c->admin->service_actors[0].name, "deploy-svc");
+  EXPECT_EQ(c->identity.revocations_file, "/var/lib/gatehouse/revocations.jsonl");
+  // The built-in issuer records the provenance claims of every issuer, since token exchange
+  // carries them into the tokens it mints.
+  EXPECT_EQ(c->identity.issuers[0].provenance_claims, c->identity.issuers[1].provenance_claims);
+  EXPECT_EQ(c->identity.issuers[1].provenance_claims.size(), 9u);
+}
+
+TEST(Config, AdminProvenanceAndClaimRules) {
+  setenv("GH_TEST_PW", "s3cret", 1);
+  const std::string admin = "admin:\n  address: 127.0.0.1:7443\n  admin_groups: [ops]\n";
+  auto c = parse_text(std::string(kValid) + admin);
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_TRUE(c->admin.has_value());
+  EXPECT_FALSE(c->admin->tls.has_value());
+  EXPECT_EQ(c->identity.revocations_file, "/etc/gh/trail/revocations.jsonl");  // by default
+  const struct {
+    std::string text, expected;
+  } cases[] = {
+      {std::string(kValid) + "admin:\n  address: 10.1.2.3:7443\n  admin_groups: [ops]\n",
+       "admin.tls: required off loopback"},
+      {std::string(kValid) + "admin:\n  address: 127.0.0.1:7443\n", "admin.admin_groups: required"},
+      {std::string(kValid) + admin + "  token_exchange:\n    ttl_default: 3d\n",
+       "admin.token_exchange.ttl_default: expected a duration"},
+      {replaced(kValid, "    upstream:", "    require_claims:\n      ref: refs/heads/main\n    upstream:"),
+       "connections[0].require_claims.ref: no issuer records this claim"},
+  };
+  for (const auto& k : cases) {
+    auto r = parse_text(k.text);
+    ASSERT_FALSE(r) << "accepted: " << k.text;
+    EXPECT_NE(r.error().message.find(k.expected), std::string::npos) << r.error().message;
+  }
 }
 
 }  // namespace

@@ -196,7 +196,7 @@ TEST_F(Sessions, TableListsEachSession) {
   EXPECT_TRUE(table.starts_with("SESSION ")) << table;
   EXPECT_NE(table.find("00000000000000a1"), std::string::npos) << table;
   EXPECT_NE(table.find("1b0b000000000002"), std::string::npos);
-  EXPECT_NE(table.find("alice → ci-runner"), std::string::npos);
+  EXPECT_NE(table.find("alice → ci-runner → prod-db"), std::string::npos);
   EXPECT_NE(table.find("client closed"), std::string::npos);
   EXPECT_NE(table.find("token expired"), std::string::npos);
   EXPECT_NE(table.find("(open)"), std::string::npos);
@@ -212,7 +212,7 @@ TEST_F(Sessions, ReplayReadsLikeATranscript) {
   const auto has = [&](std::string_view text) {
     EXPECT_NE(replay.find(text), std::string::npos) << "missing \"" << text << "\" in\n" << replay;
   };
-  has("session 00000000000000a1  alice → ci-runner\n");
+  has("session 00000000000000a1  alice → ci-runner → prod-db\n");  // the chain, then where it went
   has("connection prod-db");
   has("client 10.0.0.5:51234");
   has("  +0.000s  session start  alice → ci-runner via prod-db from 10.0.0.5:51234 (postgres, "
@@ -292,6 +292,53 @@ TEST(SessionIds, PrintAndParseAsSixteenHexDigits) {
   EXPECT_FALSE(parse_session_id("").has_value());
   EXPECT_FALSE(parse_session_id("0000000000000000a1").has_value());
   EXPECT_FALSE(parse_session_id("xyz").has_value());
+}
+
+// CI provenance and exchange lineage are read back from the session's first record and can be
+// searched; an admin API request reads as a one-event entry with its outcome.
+TEST(SessionSummary, ProvenanceLineageAndAdminEvents) {
+  const std::vector<StoredEvent> session = {
+      {EventType::kSessionStart,
+       7,
+       0,
+       kBaseTimeNs,
+       {{FieldTag::kConnection, "db-prod"},
+        {FieldTag::kChainMember, "alice"},
+        {FieldTag::kChainMember, "ci-runner"},
+        {FieldTag::kClaim, "repository_id=892341"},
+        {FieldTag::kClaim, "ref=refs/heads/main"},
+        {FieldTag::kTokenLineage, "root-jti"}}}};
+  const SessionSummary s = summarize_session(session);
+  using Claims = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(s.claims, (Claims{{"repository_id", "892341"}, {"ref", "refs/heads/main"}}));
+  EXPECT_EQ(s.lineage, std::vector<std::string>{"root-jti"});
+  SessionFilter filter;
+  filter.claims = {{"ref", "refs/heads/main"}, {"repository_id", "892341"}};
+  EXPECT_TRUE(matches(filter, s));
+  filter.claims = {{"ref", "refs/heads/dev"}};
+  EXPECT_FALSE(matches(filter, s));
+  const std::string replay = format_replay(session);
+  EXPECT_NE(replay.find("provenance repository_id=892341, ref=refs/heads/main\n"), std::string::npos)
+      << replay;
+  EXPECT_NE(replay.find("exchanged from tokens root-jti\n"), std::string::npos) << replay;
+
+  const std::vector<StoredEvent> admin = {{EventType::kAdmin,
+                                           8,
+                                           0,
+                                           kBaseTimeNs,
+                                           {{FieldTag::kAction, "token_exchange"},
+                                            {FieldTag::kOutcome, "refused"},
+                                            {FieldTag::kHttpStatus, "400"},
+                                            {FieldTag::kChainMember, "alice"},
+                                            {FieldTag::kReason, "invalid_scope: widening"}}}};
+  const SessionSummary a = summarize_session(admin);
+  EXPECT_TRUE(a.ended);
+  EXPECT_EQ(a.protocol, "admin");
+  EXPECT_EQ(a.errors, 1u);
+  EXPECT_EQ(a.end_reason, "token_exchange refused: invalid_scope: widening");
+  EXPECT_NE(format_replay(admin).find("admin token_exchange refused (400) for alice: invalid_scope"),
+            std::string::npos)
+      << format_replay(admin);
 }
 
 }  // namespace

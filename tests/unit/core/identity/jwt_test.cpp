@@ -596,6 +596,64 @@ TEST_F(JwtTest, ConcurrentValidation) {
   EXPECT_EQ(failures.load(), 0);
 }
 
+// CI provenance: the configured claims are kept as text; anything else in the token is not.
+TEST_F(JwtTest, ProvenanceClaims) {
+  IssuerConfig config = issuer_config(jwks());
+  config.provenance_claims = {"repository", "repository_id", "ref", "run_attempt", "workflow"};
+  const Validator v = validator_for({config});
+  json c = claims();
+  c["repository"] = "acme/app";
+  c["repository_id"] = 892341;
+  c["ref"] = "refs/heads/main";
+  c["run_attempt"] = true;
+  c["environment"] = "prod";  // not configured: not provenance
+  auto result = v.validate(ed_token(c), kNow);
+  ASSERT_TRUE(result.has_value()) << result.error().message;
+  using Claims = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(result->provenance, (Claims{{"repository", "acme/app"},
+                                        {"repository_id", "892341"},
+                                        {"ref", "refs/heads/main"},
+                                        {"run_attempt", "true"}}));
+  EXPECT_EQ(*result->provenance_value("repository_id"), "892341");
+  EXPECT_EQ(result->provenance_value("environment"), nullptr);
+  c["workflow"] = {{"name", "deploy"}};
+  expect_refused(v.validate(ed_token(c), kNow),
+                 "provenance claim \"workflow\" is not a string, integer or boolean");
+  c["workflow"] = std::string(2000, 'w');
+  expect_refused(v.validate(ed_token(c), kNow), "over the limit of 1024");
+
+  // A provenance claim cannot be one that means something else.
+  for (const std::string bad : {"sub", "act", "groups", "gh_lineage"}) {
+    IssuerConfig wrong = issuer_config(jwks());
+    wrong.provenance_claims = {bad};
+    EXPECT_FALSE(Validator::create({wrong}, {}).has_value()) << bad;
+  }
+}
+
+TEST_F(JwtTest, LineageAndConnectionClaims) {
+  const Validator v = validator();
+  json c = claims();
+  auto plain = v.validate(ed_token(c), kNow);
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_TRUE(plain->lineage.empty());
+  EXPECT_FALSE(plain->connections.has_value());  // not narrowed
+  c["gh_lineage"] = {"root-jti", "runner-jti"};
+  c["gh_connections"] = json::array();  // narrowed to nothing
+  auto narrowed = v.validate(ed_token(c), kNow);
+  ASSERT_TRUE(narrowed.has_value()) << narrowed.error().message;
+  EXPECT_EQ(narrowed->lineage, (std::vector<std::string>{"root-jti", "runner-jti"}));
+  ASSERT_TRUE(narrowed->connections.has_value());
+  EXPECT_TRUE(narrowed->connections->empty());
+  c["gh_connections"] = "db-prod";
+  expect_refused(v.validate(ed_token(c), kNow), "\"gh_connections\" is not an array of strings");
+  c["gh_connections"] = {"db-prod", ""};
+  expect_refused(v.validate(ed_token(c), kNow), "other than a non-empty string");
+  c.erase("gh_connections");
+  c["gh_lineage"] = json::array();
+  for (int i = 0; i < 200; ++i) c["gh_lineage"].push_back("j" + std::to_string(i));
+  expect_refused(v.validate(ed_token(c), kNow), "over the limit of");
+}
+
 // Configuration errors fail fast and say which issuer, which file and why.
 class JwksConfigTest : public JwtTest {
  protected:

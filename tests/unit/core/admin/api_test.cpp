@@ -1,0 +1,251 @@
+// The admin API as its HTTP clients see it, without sockets: routing, bearer authentication,
+// RFC 6749 error bodies, revocation, and the audit entry each request leaves.
+#include "core/admin/api.hpp"
+
+#include <gtest/gtest.h>
+
+#include "core/admin/http.hpp"
+#include "tests/unit/core/admin/exchange_fixture.hpp"
+
+namespace gh::admin {
+namespace {
+
+using testing::kNow;
+
+class AdminApiTest : public testing::ExchangeFixture {
+ protected:
+  void SetUp() override {
+    config_.identity.builtin = config::BuiltinIssuerConfig{};
+    config_.identity.options.delegation_depth_max = 3;
+    config_.admin = config::AdminConfig{};
+    config_.admin->admin_groups = {"gh-admins"};
+    config_.admin->service_actors = {config::ServiceActorConfig{"deploy-svc", {"deployers"}}};
+    for (const char* name : {"db-prod", "db-staging"}) {
+      config::ConnectionConfig c;
+      c.name = name;
+      config_.connections.push_back(c);
+    }
+    auto registry = identity::RevocationRegistry::open("");
+    ASSERT_TRUE(registry.has_value());
+    revocations_ = std::move(*registry);
+    auto api = AdminApi::create(ApiDependencies{.config = &config_,
+                                                .validator = validator_.get(),
+                                                .minter = minter_.get(),
+                                                .revocations = revocations_.get(),
+                                                .audit = &audit_,
+                                                .clock_s = [] { return kNow; }});
+    ASSERT_TRUE(api.has_value()) << api.error().message;
+    api_ = std::move(*api);
+  }
+
+  Response call(std::string method, std::string path, std::string content_type = {},
+                std::string body = {}, std::string bearer = {}) {
+    Request r;
+    r.method = std::move(method);
+    r.path = std::move(path);
+    if (!content_type.empty()) r.headers.emplace_back("Content-Type", content_type);
+    if (!bearer.empty()) r.headers.emplace_back("authorization", "Bearer " + bearer);
+    r.body = std::move(body);
+    r.remote_address = "127.0.0.1:40000";
+    return api_->router().dispatch(std::move(r));
+  }
+
+  static nlohmann::json body_of(const Response& r) {
+    return nlohmann::json::parse(r.body, nullptr, false);
+  }
+  static std::string header_of(const Response& r, std::string_view name) {
+    for (const auto& [key, value] : r.headers) {
+      if (key == name) return value;
+    }
+    return {};
+  }
+
+  Response revoke(const std::string& kind, const std::string& value, const std::string& bearer) {
+    const nlohmann::json body = {{"kind", kind}, {"value", value}, {"reason", "offboarded"}};
+    return call("POST", "/admin/revocations", "application/json", body.dump(), bearer);
+  }
+
+  config::Config config_;
+  std::unique_ptr<identity::RevocationRegistry> revocations_;
+  MemoryAuditSink audit_;
+  std::unique_ptr<AdminApi> api_;
+};
+
+TEST_F(AdminApiTest, TokenExchangeAnswersAndRecordsTheGrant) {
+  const std::string alice = own_token("alice", {"deployers"});
+  Params f = form(alice);
+  f.emplace_back("actor", "deploy-svc");
+  const Response r = call("POST", "/oauth/token", "application/x-www-form-urlencoded; charset=UTF-8",
+                          form_encode(f));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(header_of(r, "Cache-Control"), "no-store");  // RFC 6749 §5.1
+  const nlohmann::json body = body_of(r);
+  ASSERT_TRUE(body["access_token"].is_string());
+  auto child = validator_->validate(body["access_token"].get<std::string>(), kNow);
+  ASSERT_TRUE(child.has_value());
+  EXPECT_EQ(child->chain_string(), "alice \u2192 deploy-svc");
+
+  const auto entries = audit_.entries();
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].action, "token_exchange");
+  EXPECT_EQ(entries[0].outcome, "granted");
+  EXPECT_EQ(entries[0].http_status, 200);
+  EXPECT_EQ(entries[0].chain, (std::vector<std::string>{"alice", "deploy-svc"}));
+  EXPECT_EQ(entries[0].client_address, "127.0.0.1:40000");
+  bool has_issued_jti = false;
+  for (const auto& [name, value] : entries[0].details) {
+    has_issued_jti |= name == "issued_jti" && value == child->token_id;
+  }
+  EXPECT_TRUE(has_issued_jti);
+}
+
+TEST_F(AdminApiTest, EveryViolationIsA400WithAnOAuthErrorBodyAndIsRecorded) {
+  const std::string alice = own_token("alice", {"deployers"});
+  struct Case {
+    std::string body;
+    std::string content_type;
+    std::string error;
+  };
+  Params widen = form(alice);
+  widen.emplace_back("scope", "admins");
+  Params longer = form(alice);
+  longer.emplace_back("ttl", "1h");
+  const std::vector<Case> cases = {
+      {form_encode(widen), "application/x-www-form-urlencoded", "invalid_scope"},
+      {form_encode(longer), "application/x-www-form-urlencoded", "invalid_request"},
+      {"grant_type=password", "application/x-www-form-urlencoded", "unsupported_grant_type"},
+      {"subject_token=%zz", "application/x-www-form-urlencoded", "invalid_request"},
+      {R"({"grant_type":"x"})", "application/json", "invalid_request"},
+  };
+  for (const Case& c : cases) {
+    const Response r = call("POST", "/oauth/token", c.content_type, c.body);
+    EXPECT_EQ(r.status, 400) << c.body;
+    const nlohmann::json body = body_of(r);
+    EXPECT_EQ(body["error"], c.error) << r.body;
+    EXPECT_TRUE(body["error_description"].is_string()) << r.body;
+    EXPECT_EQ(header_of(r, "Cache-Control"), "no-store");
+  }
+  const auto entries = audit_.entries();
+  ASSERT_EQ(entries.size(), cases.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    EXPECT_EQ(entries[i].outcome, "refused");
+    EXPECT_EQ(entries[i].http_status, 400);
+    EXPECT_EQ(entries[i].reason.rfind(cases[i].error + ": ", 0), 0u) << entries[i].reason;
+  }
+  // The refusal of a widened scope is attributed to alice's chain.
+  EXPECT_EQ(entries[0].chain, std::vector<std::string>{"alice"});
+}
+
+TEST_F(AdminApiTest, RevocationNeedsAnAdminAndTakesEffectAtOnce) {
+  const std::string admin = own_token("root", {"gh-admins"});
+  const std::string alice = own_token("alice", {"deployers"});
+  const auto alice_id = validator_->validate(alice, kNow)->token_id;
+
+  Response r = call("POST", "/admin/revocations", "application/json", "{}");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(header_of(r, "WWW-Authenticate"), "Bearer realm=\"gatehouse\"");  // RFC 6750 §3.1
+  r = revoke("jti", alice_id, "garbage");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(body_of(r)["error"], "invalid_token");
+  r = revoke("jti", alice_id, alice);
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(body_of(r)["error"], "insufficient_scope");
+  EXPECT_EQ(revocations_->epoch().load(), 0u);
+
+  r = revoke("jti", alice_id, admin);
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(revocations_->epoch().load(), 1u);
+  EXPECT_NE(revocations_->current()->find(*validator_->validate(alice, kNow)), nullptr);
+  r = revoke("jti", alice_id, admin);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(body_of(r)["already_revoked"], true);
+  EXPECT_EQ(revocations_->epoch().load(), 1u);
+  r = revoke("token", "x", admin);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(body_of(r)["error"], "invalid_request");
+
+  // The revoked token can no longer be exchanged.
+  r = call("POST", "/oauth/token", "application/x-www-form-urlencoded", form_encode(form(alice)));
+  EXPECT_EQ(r.status, 400);
+
+  r = call("GET", "/admin/revocations", "", "", admin);
+  ASSERT_EQ(r.status, 200);
+  const nlohmann::json list = body_of(r)["revocations"];
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["kind"], "jti");
+  EXPECT_EQ(list[0]["value"], alice_id);
+  EXPECT_EQ(list[0]["revoked_by"], "root");
+  EXPECT_EQ(list[0]["reason"], "offboarded");
+
+  // An admin revoked as an actor is refused from then on.
+  ASSERT_EQ(revoke("subject", "root", admin).status, 201);
+  r = call("GET", "/admin/revocations", "", "", admin);
+  EXPECT_EQ(r.status, 401);
+
+  size_t refused = 0, granted = 0;
+  for (const AuditEntry& e : audit_.entries()) {
+    refused += e.outcome == "refused";
+    granted += e.outcome == "granted";
+  }
+  EXPECT_EQ(granted, 3u);  // two revocations and the already-revoked answer
+  EXPECT_GE(refused, 6u);
+}
+
+TEST_F(AdminApiTest, UnknownRoutesAndMethods) {
+  Response r = call("GET", "/nowhere");
+  EXPECT_EQ(r.status, 404);
+  r = call("GET", "/oauth/token");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(header_of(r, "Allow"), "POST");
+  r = call("GET", "/healthz");
+  EXPECT_EQ(r.status, 200);
+  r = call("GET", "/.well-known/jwks.json");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(body_of(r), minter_->public_jwks());
+}
+
+// Later features (approvals) add routes of their own with path parameters.
+TEST_F(AdminApiTest, RoutesWithPathParameters) {
+  Router& router = api_->router();
+  ASSERT_TRUE(router
+                  .add("POST", "/admin/reviews/{id}/approve", Access::kAuthenticated,
+                       [](const Request& r, const Caller* caller) {
+                         return json_response(200, {{"id", r.path_params.at("id")},
+                                                    {"by", caller->identity.subject},
+                                                    {"admin", caller->admin}});
+                       })
+                  .has_value());
+  EXPECT_FALSE(router.add("POST", "/admin/reviews/{id}/approve", Access::kPublic, nullptr));
+  EXPECT_FALSE(router.add("GET", "/a/{b", Access::kPublic, nullptr));
+  EXPECT_FALSE(router.add("GET", "relative", Access::kPublic, nullptr));
+  Response r = call("POST", "/admin/reviews/r-17/approve", "", "", own_token("bob", {"dba"}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body_of(r), (nlohmann::json{{"id", "r-17"}, {"by", "bob"}, {"admin", false}}));
+  EXPECT_EQ(call("POST", "/admin/reviews//approve").status, 404);
+  EXPECT_EQ(call("POST", "/admin/reviews/r-17/approve").status, 401);
+}
+
+TEST(AdminHttp, FormBodiesRoundTripAndRefuseBadEscapes) {
+  const Params params = {{"a b", "x+y&z=1"}, {"empty", ""}, {"utf8", "\xc3\xa9"}};
+  const auto parsed = parse_form(form_encode(params));
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(*parsed, params);
+  EXPECT_EQ(*parse_form("a=1&&b=%41+"), (Params{{"a", "1"}, {"b", "A "}}));
+  EXPECT_EQ(*parse_form("flag"), (Params{{"flag", ""}}));
+  EXPECT_FALSE(parse_form("a=%4").has_value());
+  EXPECT_FALSE(parse_form("a=%g1").has_value());
+}
+
+TEST(AdminHttp, BearerTokens) {
+  Request r;
+  EXPECT_FALSE(bearer_token(r).has_value());
+  r.headers = {{"AUTHORIZATION", "bearer abc.def"}};
+  EXPECT_EQ(bearer_token(r), "abc.def");
+  r.headers = {{"Authorization", "Basic abc"}};
+  EXPECT_FALSE(bearer_token(r).has_value());
+  r.headers = {{"Authorization", "Bearer "}};
+  EXPECT_FALSE(bearer_token(r).has_value());
+}
+
+}  // namespace
+}  // namespace gh::admin
