@@ -2,14 +2,13 @@
 // Errors go to stderr as one line with what to fix.
 #include "app/admin.hpp"
 
+#include <fmt/format.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "core/admin/http_client.hpp"
 #include "core/identity/files.hpp"
@@ -71,7 +70,8 @@ std::string describe_error(const admin::HttpReply& reply) {
     }
     return fmt::format("{} (HTTP {})", text, reply.status);
   }
-  return fmt::format("HTTP {}: {}", reply.status, rec::escape_for_terminal(reply.body.substr(0, 200)));
+  return fmt::format("HTTP {}: {}", reply.status,
+                     rec::escape_for_terminal(reply.body.substr(0, 200)));
 }
 
 }  // namespace
@@ -117,9 +117,9 @@ Result<void> RingAuditSink::record(const admin::AuditEntry& e) {
 }
 
 Result<std::unique_ptr<AdminRuntime>> AdminRuntime::start(const config::Config& config,
-                                                         const identity::Validator& validator,
-                                                         identity::RevocationRegistry& revocations,
-                                                         rec::Ring* ring) {
+                                                          const identity::Validator& validator,
+                                                          identity::RevocationRegistry& revocations,
+                                                          rec::Ring* ring) {
   std::unique_ptr<AdminRuntime> rt(new AdminRuntime());
   auto minter = identity::TokenMinter::load(config.identity.builtin->key_file);
   if (!minter) return fail("admin: built-in issuer: " + minter.error().message);
@@ -218,7 +218,8 @@ int revoke(const RevokeOptions& o) {
   if (token_text.empty()) {
     if (const char* env = std::getenv("GATEHOUSE_TOKEN"); env != nullptr) token_text = env;
   }
-  if (token_text.empty()) return error_exit("give an admin token with --token or $GATEHOUSE_TOKEN", 2);
+  if (token_text.empty())
+    return error_exit("give an admin token with --token or $GATEHOUSE_TOKEN", 2);
   auto token = token_argument(token_text, "--token");
   if (!token) return error_exit(token.error().message, 2);
   const char* kind = !o.jti.empty() ? "jti" : !o.subject.empty() ? "subject" : "actor";

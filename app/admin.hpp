@@ -65,10 +65,10 @@ struct AdminClientOptions {
 
 struct TokenExchangeOptions {
   AdminClientOptions admin;
-  std::string subject_token;  // "@FILE" reads it from a file
-  std::string actor_token;    // likewise
-  std::string actor;          // a service identity
-  std::string scope;          // groups, space- or comma-separated
+  std::string subject_token;          // "@FILE" reads it from a file
+  std::string actor_token;            // likewise
+  std::string actor;                  // a service identity
+  std::string scope;                  // groups, space- or comma-separated
   std::vector<std::string> audience;  // connections
   std::string ttl;
   bool json = false;  // print the whole RFC 8693 response

@@ -2,9 +2,9 @@
 // Must not depend on any wire protocol.
 #include "core/access.hpp"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "core/identity/json_object.hpp"
 
@@ -16,9 +16,8 @@ std::optional<std::string> refusal(const config::ConnectionConfig& connection,
     return fmt::format("groups of '{}' not allowed on connection '{}'", identity.subject,
                        connection.name);
   }
-  if (identity.connections &&
-      std::find(identity.connections->begin(), identity.connections->end(), connection.name) ==
-          identity.connections->end()) {
+  if (identity.connections && std::find(identity.connections->begin(), identity.connections->end(),
+                                        connection.name) == identity.connections->end()) {
     return fmt::format("token is narrowed to other connections than '{}'", connection.name);
   }
   for (const config::ClaimRule& rule : connection.require_claims) {
@@ -29,7 +28,8 @@ std::optional<std::string> refusal(const config::ConnectionConfig& connection,
     }
     if (std::find(rule.values.begin(), rule.values.end(), *value) == rule.values.end()) {
       return fmt::format("provenance claim {} is {}, which connection '{}' does not accept",
-                         identity::quote(rule.claim), identity::quote(*value, 200), connection.name);
+                         identity::quote(rule.claim), identity::quote(*value, 200),
+                         connection.name);
     }
   }
   return std::nullopt;

@@ -2,9 +2,9 @@
 // Sans-I/O: must not depend on the HTTP library or on any protocol.
 #include "core/admin/api.hpp"
 
-#include <ctime>
-
 #include <fmt/format.h>
+
+#include <ctime>
 
 #include "core/identity/json_object.hpp"
 
@@ -38,8 +38,9 @@ Result<std::unique_ptr<AdminApi>> AdminApi::create(ApiDependencies deps) {
   if (deps.config == nullptr || !deps.config->admin || !deps.config->identity.builtin ||
       deps.validator == nullptr || deps.minter == nullptr || deps.revocations == nullptr ||
       deps.audit == nullptr) {
-    return fail("admin API: configuration, validator, built-in issuer key, revocations and audit "
-                "sink are all needed");
+    return fail(
+        "admin API: configuration, validator, built-in issuer key, revocations and audit "
+        "sink are all needed");
   }
   if (!deps.clock_s) deps.clock_s = wall_clock_s;
   ExchangePolicy policy = policy_of(*deps.config);
@@ -101,12 +102,14 @@ Response AdminApi::token(const Request& request) const {
   if (!form) return refused("invalid_request", form.error().message, form.error().message);
   const auto revoked = deps_.revocations->current();
   auto issued = exchange_.exchange(*form, *revoked, deps_.clock_s(), audit);
-  if (!issued) return refused(issued.error().error, issued.error().description, issued.error().reason);
+  if (!issued)
+    return refused(issued.error().error, issued.error().description, issued.error().reason);
   audit.outcome = "granted";
   audit.http_status = 200;
   if (auto recorded = deps_.audit->record(audit); !recorded) {
     // Nothing is handed out unrecorded.
-    return oauth_error(503, "temporarily_unavailable", "the audit trail cannot record the exchange");
+    return oauth_error(503, "temporarily_unavailable",
+                       "the audit trail cannot record the exchange");
   }
   return json_response(200, exchange_response_body(*issued));
 }
@@ -164,19 +167,22 @@ Response AdminApi::revoke(const Request& request, const Caller& caller) const {
   }
   const uint64_t epoch = deps_.revocations->epoch().load(std::memory_order_acquire);
   if (!*added) {
-    return answer(200, "granted", "already revoked",
-                  json_response(200, {{"revoked", shown}, {"already_revoked", true}, {"epoch", epoch}}));
+    return answer(
+        200, "granted", "already revoked",
+        json_response(200, {{"revoked", shown}, {"already_revoked", true}, {"epoch", epoch}}));
   }
-  return answer(201, "granted", "",
-                json_response(201, {{"revoked", shown}, {"already_revoked", false}, {"epoch", epoch}}));
+  return answer(
+      201, "granted", "",
+      json_response(201, {{"revoked", shown}, {"already_revoked", false}, {"epoch", epoch}}));
 }
 
 Response AdminApi::revocations() const {
   nlohmann::json list = nlohmann::json::array();
   const auto set = deps_.revocations->current();
   for (const identity::Revocation& r : set->entries()) list.push_back(revocation_json(r));
-  return json_response(200, {{"revocations", std::move(list)},
-                             {"epoch", deps_.revocations->epoch().load(std::memory_order_acquire)}});
+  return json_response(200,
+                       {{"revocations", std::move(list)},
+                        {"epoch", deps_.revocations->epoch().load(std::memory_order_acquire)}});
 }
 
 }  // namespace gh::admin

@@ -2,10 +2,10 @@
 // Sans-I/O: must not depend on the HTTP library or on any protocol.
 #include "core/admin/http.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
-
-#include <fmt/format.h>
 
 namespace gh::admin {
 namespace {
@@ -96,7 +96,8 @@ Result<Params> parse_form(std::string_view body) {
     const size_t eq = pair.find('=');
     auto name = form_decode(pair.substr(0, eq));
     if (!name) return fail(fmt::format("form body: {}", name.error().message));
-    auto value = form_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+    auto value =
+        form_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
     if (!value) return fail(fmt::format("form body: {}", value.error().message));
     out.emplace_back(std::move(*name), std::move(*value));
     if (end == body.size()) break;

@@ -1,11 +1,10 @@
 // cpp-httplib client adapter for the command line. Nothing thrown leaves this file.
 #include "core/admin/http_client.hpp"
 
+#include <fmt/format.h>
 #include <httplib.h>
 
 #include <exception>
-
-#include <fmt/format.h>
 
 namespace gh::admin {
 
@@ -25,12 +24,13 @@ Result<HttpReply> http_call(const HttpCall& call) {
     }
     httplib::Headers headers;
     for (const auto& [name, value] : call.headers) headers.emplace(name, value);
-    httplib::Result result = call.method == "GET"
-                                 ? client.Get(call.path.c_str(), headers)
-                                 : client.Post(call.path.c_str(), headers, call.body,
-                                               call.content_type.c_str());
+    httplib::Result result =
+        call.method == "GET"
+            ? client.Get(call.path.c_str(), headers)
+            : client.Post(call.path.c_str(), headers, call.body, call.content_type.c_str());
     if (!result) {
-      return fail(fmt::format("{}{}: {}", call.base_url, call.path, httplib::to_string(result.error())));
+      return fail(
+          fmt::format("{}{}: {}", call.base_url, call.path, httplib::to_string(result.error())));
     }
     HttpReply reply;
     reply.status = result->status;

@@ -22,7 +22,7 @@ struct HttpCall {
   std::string content_type;
   std::string body;
   Params headers;
-  std::string ca_file;   // HTTPS: trust these CAs (default: the system's)
+  std::string ca_file;  // HTTPS: trust these CAs (default: the system's)
   int timeout_s = 30;
 };
 

@@ -4,13 +4,12 @@
 #include "core/admin/http_server.hpp"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <httplib.h>
 
 #include <chrono>
 #include <exception>
 #include <thread>
-
-#include <fmt/format.h>
 
 namespace gh::admin {
 namespace {
@@ -98,7 +97,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOptions& o
     const size_t threads = options.threads;
     server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     server.set_payload_max_length(options.request_bytes_max);
-    server.set_read_timeout(options.read_timeout_ms / 1000, (options.read_timeout_ms % 1000) * 1000);
+    server.set_read_timeout(options.read_timeout_ms / 1000,
+                            (options.read_timeout_ms % 1000) * 1000);
     server.set_write_timeout(5, 0);
     server.set_keep_alive_max_count(16);
     const auto handle = [&router](const httplib::Request& in, httplib::Response& out) {
@@ -114,8 +114,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOptions& o
     server.Put(".*", handle);
     server.Delete(".*", handle);
     server.Patch(".*", handle);
-    server.set_exception_handler(
-        [](const httplib::Request&, httplib::Response& out, std::exception_ptr) { internal_error(out); });
+    server.set_exception_handler([](const httplib::Request&, httplib::Response& out,
+                                    std::exception_ptr) { internal_error(out); });
     if (port == 0) {
       const int bound = server.bind_to_any_port(host);
       if (bound <= 0) return fail(fmt::format("admin: cannot bind {}", options.address.text));

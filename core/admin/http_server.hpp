@@ -14,11 +14,11 @@
 namespace gh::admin {
 
 struct HttpServerOptions {
-  config::SocketAddress address;          // port 0: any free port (see port())
-  std::optional<config::TlsFiles> tls;    // HTTPS when set
-  uint32_t threads = 2;                   // request handler threads
-  uint32_t request_bytes_max = 65536;     // bodies above this get 413
-  uint32_t read_timeout_ms = 5000;        // per request read, slow clients are dropped
+  config::SocketAddress address;        // port 0: any free port (see port())
+  std::optional<config::TlsFiles> tls;  // HTTPS when set
+  uint32_t threads = 2;                 // request handler threads
+  uint32_t request_bytes_max = 65536;   // bodies above this get 413
+  uint32_t read_timeout_ms = 5000;      // per request read, slow clients are dropped
 };
 
 class HttpServer {

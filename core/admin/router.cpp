@@ -2,9 +2,9 @@
 // Sans-I/O: must not depend on the HTTP library or on any protocol.
 #include "core/admin/router.hpp"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 namespace gh::admin {
 
@@ -97,11 +97,10 @@ std::expected<Caller, Response> Authenticator::authenticate(const Request& reque
   Caller caller{std::move(*identity), false};
   caller.admin = is_admin(caller.identity);
   if (access == Access::kAdmin && !caller.admin) {
-    return std::unexpected(refuse(request, 403, "insufficient_scope",
-                                  "this route needs a token of an admin group",
-                                  fmt::format("groups of '{}' hold no admin group",
-                                              caller.identity.subject),
-                                  &caller.identity));
+    return std::unexpected(
+        refuse(request, 403, "insufficient_scope", "this route needs a token of an admin group",
+               fmt::format("groups of '{}' hold no admin group", caller.identity.subject),
+               &caller.identity));
   }
   return caller;
 }
@@ -109,7 +108,8 @@ std::expected<Caller, Response> Authenticator::authenticate(const Request& reque
 Result<void> Router::add(std::string_view method, std::string_view pattern, Access access,
                          Handler handler) {
   if (method.empty() || pattern.empty() || pattern.front() != '/') {
-    return fail(fmt::format("route {} {}: a method and an absolute path are needed", method, pattern));
+    return fail(
+        fmt::format("route {} {}: a method and an absolute path are needed", method, pattern));
   }
   Route route{std::string(method), split_path(pattern), access, std::move(handler)};
   for (const std::string& segment : route.segments) {

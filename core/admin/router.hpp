@@ -47,7 +47,8 @@ using Handler = std::function<Response(const Request&, const Caller*)>;
 // revocation, admin groups. Failures are answered per RFC 6750 §3 and recorded.
 class Authenticator {
  public:
-  Authenticator(const identity::Validator& validator, const identity::RevocationRegistry* revocations,
+  Authenticator(const identity::Validator& validator,
+                const identity::RevocationRegistry* revocations,
                 std::vector<std::string> admin_groups, AuditSink* audit,
                 std::function<int64_t()> clock_s);
 

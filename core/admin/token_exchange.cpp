@@ -2,9 +2,9 @@
 // Sans-I/O: no HTTP, no clock, no files.
 #include "core/admin/token_exchange.hpp"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "core/identity/json_object.hpp"
 #include "core/identity/limits.hpp"
@@ -91,8 +91,8 @@ std::expected<ExchangeIssued, ExchangeError> TokenExchange::exchange(
   const auto subject_token_type = param("subject_token_type");
   if (!subject_token_type) return refuse("invalid_request", "subject_token_type is missing");
   if (!acceptable_token_type(*subject_token_type)) {
-    return refuse("invalid_request",
-                  fmt::format("subject_token_type must be {} or {}", kJwtTokenType, kAccessTokenType));
+    return refuse("invalid_request", fmt::format("subject_token_type must be {} or {}",
+                                                 kJwtTokenType, kAccessTokenType));
   }
   if (const auto requested = param("requested_token_type");
       requested && !acceptable_token_type(*requested)) {
@@ -106,8 +106,8 @@ std::expected<ExchangeIssued, ExchangeError> TokenExchange::exchange(
     return refuse("invalid_request", "actor_token and actor_token_type go together");
   }
   if (actor_token_type && !acceptable_token_type(*actor_token_type)) {
-    return refuse("invalid_request",
-                  fmt::format("actor_token_type must be {} or {}", kJwtTokenType, kAccessTokenType));
+    return refuse("invalid_request", fmt::format("actor_token_type must be {} or {}", kJwtTokenType,
+                                                 kAccessTokenType));
   }
   if (actor_token && actor_name) {
     return refuse("invalid_request", "give actor_token or actor, not both");
@@ -150,16 +150,17 @@ std::expected<ExchangeIssued, ExchangeError> TokenExchange::exchange(
     const auto it = std::find_if(policy_.service_actors.begin(), policy_.service_actors.end(),
                                  [&](const auto& s) { return s.name == *actor_name; });
     if (it == policy_.service_actors.end()) {
-      return refuse("invalid_request",
-                    fmt::format("actor {} is not a service identity of this gateway",
-                                quote(*actor_name)));
+      return refuse(
+          "invalid_request",
+          fmt::format("actor {} is not a service identity of this gateway", quote(*actor_name)));
     }
-    const bool allowed = std::any_of(subject->groups.begin(), subject->groups.end(),
-                                     [&](const std::string& g) { return contains(it->allow_groups, g); });
+    const bool allowed =
+        std::any_of(subject->groups.begin(), subject->groups.end(),
+                    [&](const std::string& g) { return contains(it->allow_groups, g); });
     if (!allowed) {
-      return refuse("invalid_request",
-                    fmt::format("the subject token's groups may not name actor {}",
-                                quote(*actor_name)));
+      return refuse(
+          "invalid_request",
+          fmt::format("the subject token's groups may not name actor {}", quote(*actor_name)));
     }
     new_actor = *actor_name;
   }
@@ -168,14 +169,13 @@ std::expected<ExchangeIssued, ExchangeError> TokenExchange::exchange(
     audit.details.emplace_back("actor", new_actor);
     // RFC 8693 §4.4: a subject token with "may_act" names who may act for it.
     if (const auto may_act = subject->claims.find("may_act"); may_act != subject->claims.end()) {
-      const std::string* allowed_sub =
-          may_act->is_object() && may_act->contains("sub")
-              ? (*may_act)["sub"].get_ptr<const std::string*>()
-              : nullptr;
+      const std::string* allowed_sub = may_act->is_object() && may_act->contains("sub")
+                                           ? (*may_act)["sub"].get_ptr<const std::string*>()
+                                           : nullptr;
       if (allowed_sub == nullptr || *allowed_sub != new_actor) {
-        return refuse("invalid_request",
-                      fmt::format("the subject token's may_act does not allow actor {}",
-                                  quote(new_actor)));
+        return refuse(
+            "invalid_request",
+            fmt::format("the subject token's may_act does not allow actor {}", quote(new_actor)));
       }
     }
   }
@@ -184,9 +184,8 @@ std::expected<ExchangeIssued, ExchangeError> TokenExchange::exchange(
   std::vector<std::string> actors = subject->actors;
   if (!new_actor.empty()) actors.push_back(new_actor);
   if (actors.size() > policy_.delegation_depth_max) {
-    return refuse("invalid_request",
-                  fmt::format("delegation depth {} exceeds the limit of {}", actors.size(),
-                              policy_.delegation_depth_max));
+    return refuse("invalid_request", fmt::format("delegation depth {} exceeds the limit of {}",
+                                                 actors.size(), policy_.delegation_depth_max));
   }
 
   // Scope narrows the groups: never a group the subject token does not hold.
@@ -196,8 +195,9 @@ std::expected<ExchangeIssued, ExchangeError> TokenExchange::exchange(
     if (!requested) return refuse("invalid_scope", "scope is not a space-separated list of groups");
     for (const std::string& group : *requested) {
       if (!contains(subject->groups, group)) {
-        return refuse("invalid_scope",
-                      fmt::format("scope {} is not among the subject token's groups", quote(group)));
+        return refuse(
+            "invalid_scope",
+            fmt::format("scope {} is not among the subject token's groups", quote(group)));
       }
     }
     groups = *requested;
@@ -234,9 +234,9 @@ std::expected<ExchangeIssued, ExchangeError> TokenExchange::exchange(
   if (const auto ttl = param("ttl")) {
     auto parsed = identity::parse_duration_s(*ttl);
     if (!parsed || *parsed <= 0 || *parsed > identity::kTokenTtlSMax) {
-      return refuse("invalid_request",
-                    fmt::format("ttl must be a duration of 1s..{}s (90s, 15m, 2h)",
-                                identity::kTokenTtlSMax));
+      return refuse(
+          "invalid_request",
+          fmt::format("ttl must be a duration of 1s..{}s (90s, 15m, 2h)", identity::kTokenTtlSMax));
     }
     if (now_s + *parsed > exp_limit) {
       return refuse("invalid_request",

@@ -20,7 +20,8 @@
 
 namespace gh::admin {
 
-inline constexpr const char* kTokenExchangeGrant = "urn:ietf:params:oauth:grant-type:token-exchange";
+inline constexpr const char* kTokenExchangeGrant =
+    "urn:ietf:params:oauth:grant-type:token-exchange";
 inline constexpr const char* kJwtTokenType = "urn:ietf:params:oauth:token-type:jwt";
 inline constexpr const char* kAccessTokenType = "urn:ietf:params:oauth:token-type:access_token";
 
@@ -35,7 +36,7 @@ struct ExchangePolicy {
 
 // An RFC 6749 §5.2 / RFC 8693 §2.2.2 error: HTTP 400 with {"error", "error_description"}.
 struct ExchangeError {
-  std::string error;        // invalid_request, invalid_scope, invalid_target, unsupported_grant_type
+  std::string error;  // invalid_request, invalid_scope, invalid_target, unsupported_grant_type
   std::string description;  // for the client
   std::string reason;       // precise, for the trail (may name validation details)
 };

@@ -3,12 +3,11 @@
 #include "core/identity/revocation.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "core/identity/files.hpp"
 #include "core/identity/json_object.hpp"
@@ -34,9 +33,12 @@ std::string key_of(RevocationKind kind, std::string_view value) {
 
 std::string_view revocation_kind_name(RevocationKind kind) {
   switch (kind) {
-    case RevocationKind::kTokenId: return "jti";
-    case RevocationKind::kSubject: return "subject";
-    case RevocationKind::kActor: return "actor";
+    case RevocationKind::kTokenId:
+      return "jti";
+    case RevocationKind::kSubject:
+      return "subject";
+    case RevocationKind::kActor:
+      return "actor";
   }
   return "?";
 }
@@ -80,7 +82,7 @@ const Revocation* RevocationSet::find(const Identity& identity) const {
 }
 
 std::string describe(const Revocation& r) {
-  const char* what = r.kind == RevocationKind::kTokenId  ? "token jti"
+  const char* what = r.kind == RevocationKind::kTokenId   ? "token jti"
                      : r.kind == RevocationKind::kSubject ? "subject"
                                                           : "actor";
   std::string text = fmt::format("{} {} was revoked at {}", what, quote(r.value), r.revoked_at_s);
@@ -155,12 +157,12 @@ Result<std::unique_ptr<RevocationRegistry>> RevocationRegistry::open(std::filesy
     if (line.empty()) continue;
     auto r = revocation_from_json(line);
     if (!r) {
-      return fail(fmt::format("{}: line {}: {}", registry->file_.string(), line_number,
-                              r.error().message));
+      return fail(
+          fmt::format("{}: line {}: {}", registry->file_.string(), line_number, r.error().message));
     }
     if (entries.size() >= kRevocationsMax) {
-      return fail(fmt::format("{}: more than {} revocations", registry->file_.string(),
-                              kRevocationsMax));
+      return fail(
+          fmt::format("{}: more than {} revocations", registry->file_.string(), kRevocationsMax));
     }
     entries.push_back(std::move(*r));
   }
@@ -186,7 +188,8 @@ Result<bool> RevocationRegistry::add(Revocation revocation) {
     // Durable before it is published: a revocation that was answered survives a restart.
     const std::string line = revocation_to_json_line(revocation);
     const int fd = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) return fail(fmt::format("{}: cannot open: {}", file_.string(), std::strerror(errno)));
+    if (fd < 0)
+      return fail(fmt::format("{}: cannot open: {}", file_.string(), std::strerror(errno)));
     size_t written = 0;
     while (written < line.size()) {
       const ssize_t n = ::write(fd, line.data() + written, line.size() - written);

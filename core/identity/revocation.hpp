@@ -82,7 +82,8 @@ class RevocationRegistry {
  private:
   explicit RevocationRegistry(std::filesystem::path file) : file_(std::move(file)) {}
 
-  std::atomic<std::shared_ptr<const RevocationSet>> current_{std::make_shared<const RevocationSet>()};
+  std::atomic<std::shared_ptr<const RevocationSet>> current_{
+      std::make_shared<const RevocationSet>()};
   std::atomic<uint64_t> epoch_{0};
   std::mutex write_mutex_;  // writers only; readers never take it
   std::filesystem::path file_;

@@ -27,7 +27,7 @@ Gateway::Gateway(const PostgresServer& pg, GatewayOptions options)
   }
   yaml += "identity:\n  clock_skew_s: " + std::to_string(options_.clock_skew_s) +
           "\n  builtin:\n    key_file: keys/issuer.key\n    jwks_file: keys/jwks.json\n"
-          "    issuer: gatehouse-test\n    audience: gatehouse\n";
+          "    issuer: gatehouse-test\n    audience: gatehouse\n" + options_.identity_extra;
   yaml += "connections:\n";
   for (const auto& c : options_.connections) {
     const PgRole& role = PostgresServer::role(c.method);
@@ -46,6 +46,10 @@ Gateway::Gateway(const PostgresServer& pg, GatewayOptions options)
   }
   yaml += "recording:\n  dir: " + options_.recording_dir + "\n  flush_interval_ms: 20\n" +
           options_.recording_extra;
+  if (options_.admin) {
+    admin_port_ = free_port();
+    yaml += "admin:\n  address: 127.0.0.1:" + std::to_string(admin_port_) + "\n" + *options_.admin;
+  }
   write_file(config_file(), yaml);
 
   auto keygen = cli({"keygen", "-c", config_file().string()});
@@ -53,7 +57,8 @@ Gateway::Gateway(const PostgresServer& pg, GatewayOptions options)
   process_ = std::make_unique<Process>(
       std::vector<std::string>{gatehouse_binary(), "serve", "-c", config_file().string()},
       std::map<std::string, std::string>{}, dir() / "gatehouse");
-  if (!wait_for_port(port_, std::chrono::seconds(20)))
+  if (!wait_for_port(port_, std::chrono::seconds(20)) ||
+      (admin_port_ != 0 && !wait_for_port(admin_port_, std::chrono::seconds(20))))
     throw std::runtime_error("gatehouse did not start: " + process_->err());
 }
 

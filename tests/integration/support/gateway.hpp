@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ struct GatewayOptions {
   std::string recording_dir = "trail";  // relative to the gateway's folder, or absolute
   std::string recording_extra;  // more YAML lines under recording:
   std::string engine_extra;     // YAML lines under engine:
+  std::string identity_extra;   // YAML lines under identity: (issuers, delegation_depth_max...)
+  // The admin API on a free loopback port, with these lines under admin: (admin_groups...).
+  std::optional<std::string> admin;
 };
 
 class Gateway {
@@ -44,6 +48,7 @@ class Gateway {
   ~Gateway();
 
   uint16_t port() const { return port_; }
+  std::string admin_url() const { return "http://127.0.0.1:" + std::to_string(admin_port_); }
   const std::filesystem::path& dir() const { return dir_->path(); }
   std::filesystem::path config_file() const { return dir() / "gatehouse.yaml"; }
   std::filesystem::path trail_dir() const { return dir() / options_.recording_dir; }
@@ -70,6 +75,7 @@ class Gateway {
   GatewayOptions options_;
   std::unique_ptr<TempDir> dir_;
   uint16_t port_ = 0;
+  uint16_t admin_port_ = 0;
   std::unique_ptr<Process> process_;
 };
 

@@ -75,8 +75,8 @@ TEST_F(AdminApiTest, TokenExchangeAnswersAndRecordsTheGrant) {
   const std::string alice = own_token("alice", {"deployers"});
   Params f = form(alice);
   f.emplace_back("actor", "deploy-svc");
-  const Response r = call("POST", "/oauth/token", "application/x-www-form-urlencoded; charset=UTF-8",
-                          form_encode(f));
+  const Response r = call("POST", "/oauth/token",
+                          "application/x-www-form-urlencoded; charset=UTF-8", form_encode(f));
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(header_of(r, "Cache-Control"), "no-store");  // RFC 6749 §5.1
   const nlohmann::json body = body_of(r);
@@ -234,6 +234,44 @@ TEST(AdminHttp, FormBodiesRoundTripAndRefuseBadEscapes) {
   EXPECT_EQ(*parse_form("flag"), (Params{{"flag", ""}}));
   EXPECT_FALSE(parse_form("a=%4").has_value());
   EXPECT_FALSE(parse_form("a=%g1").has_value());
+}
+
+// Any bytes at all: a body either parses to pairs that encode back to the same pairs, or is refused;
+// a split anywhere in a valid body never yields something that fails to round-trip.
+TEST(AdminHttp, FormParsingOfArbitraryBytesRoundTrips) {
+  uint64_t state = 0x9e3779b97f4a7c15ull;
+  const auto next = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  const std::string alphabet = std::string("ab=&%+ 0F\xff\n") + '\0';
+  size_t parsed = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string body(next() % 24, '\0');
+    for (char& c : body) c = (next() % 4 == 0) ? char(next()) : alphabet[next() % alphabet.size()];
+    const auto form = parse_form(body);
+    if (!form) continue;
+    ++parsed;
+    const auto again = parse_form(form_encode(*form));
+    ASSERT_TRUE(again.has_value()) << body;
+    EXPECT_EQ(*again, *form) << body;
+  }
+  EXPECT_GT(parsed, 1000u);  // the generator reaches the accepting paths, not only refusals
+  const std::string valid = "grant_type=urn%3Aietf&scope=a+b&audience=db&audience=x%20y";
+  for (size_t cut = 0; cut <= valid.size(); ++cut) {
+    const auto head = parse_form(valid.substr(0, cut));
+    if (head) {
+      const auto again = parse_form(form_encode(*head));
+      ASSERT_TRUE(again.has_value());
+      EXPECT_EQ(*again, *head);
+    } else {
+      // Only a cut inside a %-escape is refused.
+      const size_t percent = valid.rfind('%', cut == 0 ? 0 : cut - 1);
+      EXPECT_TRUE(percent != std::string::npos && cut - percent < 3) << cut;
+    }
+  }
 }
 
 TEST(AdminHttp, BearerTokens) {

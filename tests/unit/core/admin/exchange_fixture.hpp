@@ -2,11 +2,11 @@
 // directory), an external CI issuer with a test key, and a Validator that trusts both.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "core/admin/token_exchange.hpp"
 #include "core/identity/issuer.hpp"
@@ -37,22 +37,22 @@ class ExchangeFixture : public ::testing::Test {
     identity::ValidatorOptions options;
     options.clock_skew_s = 0;
     options.delegation_depth_max = 3;
-    auto validator = identity::Validator::create(
-        {identity::IssuerConfig{.name = "builtin",
-                                .issuer = kGateway,
-                                .audiences = {kGateway},
-                                .jwks_file = jwks.string(),
-                                .groups_claim = "groups",
-                                .algorithms = {"EdDSA"},
-                                .provenance_claims = provenance},
-         identity::IssuerConfig{.name = "github",
-                                .issuer = kCiIssuer,
-                                .audiences = {kGateway},
-                                .jwks_file = ci_jwks_file.string(),
-                                .groups_claim = "groups",
-                                .algorithms = {"EdDSA"},
-                                .provenance_claims = provenance}},
-        options);
+    auto validator =
+        identity::Validator::create({identity::IssuerConfig{.name = "builtin",
+                                                            .issuer = kGateway,
+                                                            .audiences = {kGateway},
+                                                            .jwks_file = jwks.string(),
+                                                            .groups_claim = "groups",
+                                                            .algorithms = {"EdDSA"},
+                                                            .provenance_claims = provenance},
+                                     identity::IssuerConfig{.name = "github",
+                                                            .issuer = kCiIssuer,
+                                                            .audiences = {kGateway},
+                                                            .jwks_file = ci_jwks_file.string(),
+                                                            .groups_claim = "groups",
+                                                            .algorithms = {"EdDSA"},
+                                                            .provenance_claims = provenance}},
+                                    options);
     ASSERT_TRUE(validator.has_value()) << validator.error().message;
     validator_ = std::make_unique<identity::Validator>(std::move(*validator));
   }

@@ -101,7 +101,8 @@ TEST_F(TokenExchangeTest, WideningScopeIsRefusedAtEveryHop) {
   Params f = form(alice);
   f.emplace_back("actor", "deploy-svc");
   f.emplace_back("scope", "deployers admins");
-  expect_refused(run(f), "invalid_scope", "scope \"admins\" is not among the subject token's groups");
+  expect_refused(run(f), "invalid_scope",
+                 "scope \"admins\" is not among the subject token's groups");
 
   // A narrowed child cannot get back what its parent dropped.
   Params narrow = form(alice);
@@ -187,8 +188,8 @@ TEST_F(TokenExchangeTest, RevokedParentsAndActorsAreRefused) {
   const auto child = run(f);
   ASSERT_TRUE(child.has_value());
 
-  const identity::RevocationSet by_jti(
-      {identity::Revocation{identity::RevocationKind::kTokenId, parent.token_id, kNow, "admin", ""}});
+  const identity::RevocationSet by_jti({identity::Revocation{identity::RevocationKind::kTokenId,
+                                                             parent.token_id, kNow, "admin", ""}});
   expect_refused(run(f, kNow, by_jti), "invalid_request", "subject_token is not valid");
   // The child minted before the revocation is covered through its lineage.
   EXPECT_NE(by_jti.find(validated(child->token.token)), nullptr);

@@ -51,7 +51,8 @@ TEST(RevocationSetTest, EachKindCoversWhatItNames) {
   Identity no_jti = id;
   no_jti.token_id.clear();
   no_jti.lineage.clear();
-  EXPECT_EQ(RevocationSet({revocation(RevocationKind::kTokenId, "child-jti")}).find(no_jti), nullptr);
+  EXPECT_EQ(RevocationSet({revocation(RevocationKind::kTokenId, "child-jti")}).find(no_jti),
+            nullptr);
 }
 
 TEST(RevocationSetTest, DescribeNamesWhatWhenAndWhy) {
@@ -134,7 +135,8 @@ TEST(RevocationRegistryTest, ReadersOnOtherThreadsSeeEveryPublishedSet) {
     EXPECT_EQ(view.get().entries().size(), 200u);
   });
   for (int i = 0; i < 200; ++i) {
-    ASSERT_TRUE(r.add(revocation(RevocationKind::kTokenId, "jti-" + std::to_string(i))).has_value());
+    ASSERT_TRUE(
+        r.add(revocation(RevocationKind::kTokenId, "jti-" + std::to_string(i))).has_value());
   }
   done.store(true);
   reader.join();
