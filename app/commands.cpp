@@ -281,7 +281,7 @@ Result<rec::SessionFilter> session_filter(const SessionsOptions& o) {
   filter.connection = o.connection;
   for (const std::string& claim : o.claims) {
     const size_t eq = claim.find('=');
-    if (eq == std::string::npos || eq == 0) return error_exit(fmt::format("--claim '{}': use name=value", claim), 2);
+    if (eq == std::string::npos || eq == 0) return fail(fmt::format("--claim '{}': use name=value", claim));
     filter.claims.emplace_back(claim.substr(0, eq), claim.substr(eq + 1));
   }
   if (!o.since.empty()) {
