@@ -84,13 +84,13 @@ std::string Guard::take_refusal(const ErrorResponse& error) {
   const auto message = error.field('M');
   if (!message || message->find(kStandIn) == std::string_view::npos) return {};
   std::string refusal = std::move(refusals_.front().error);
-  refusals_.pop_front();
+  refusals_.erase(refusals_.begin());
   return refusal;
 }
 
 void Guard::on_ready() {
   ++ready_count_;
-  while (!refusals_.empty() && refusals_.front().ready <= ready_count_) refusals_.pop_front();
+  std::erase_if(refusals_, [&](const Refusal& r) { return r.ready <= ready_count_; });
 }
 
 void Guard::on_parameter_status(std::string_view name, std::string_view value) {

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -90,7 +89,9 @@ class Guard {
   const mask::ConnectionPolicy* policy_ = nullptr;
   mask::Scratch* scratch_ = nullptr;
   mask::VerdictCache* verdicts_ = nullptr;
-  std::deque<Refusal> refusals_;
+  // Oldest first; a few at most. A vector: an empty deque already holds a 512-byte node, which
+  // every idle connection would carry.
+  std::vector<Refusal> refusals_;
   uint64_t ready_count_ = 0;
   std::string lexer_hazard_;  // from ParameterStatus
   std::vector<Column> columns_;

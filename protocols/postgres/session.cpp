@@ -9,6 +9,7 @@
 #include <array>
 #include <cstring>
 #include <ctime>
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -497,9 +498,9 @@ class Session final : public engine::ProtocolSession {
                                 {FieldTag::kUser, user_},
                                 {FieldTag::kDatabase, database_},
                                 {FieldTag::kReason, refusal}};
+      const std::vector<std::string> chain = identity ? identity->chain() : std::vector<std::string>{};
+      for (const auto& m : chain) fields.push_back({FieldTag::kChainMember, m});
       if (identity) {
-        for (const auto& member : identity->chain()) chain_.push_back(member);
-        for (const auto& m : chain_) fields.push_back({FieldTag::kChainMember, m});
         for (const auto& claim : claims) fields.push_back({FieldTag::kClaim, claim});
         for (const auto& id : identity->lineage) fields.push_back({FieldTag::kTokenLineage, id});
       }
@@ -510,8 +511,6 @@ class Session final : public engine::ProtocolSession {
     connection_ = connection;
     if (auto p = ctx_.policies.find(connection->name); p != ctx_.policies.end())
       guard_.start(p->second, &ctx_.shards[shard_]->scratch, &ctx_.shards[shard_]->verdicts[p->second]);
-    chain_ = identity->chain();
-    groups_ = identity->groups;
     std::vector<Field> fields{{FieldTag::kProtocol, "postgres"},
                               {FieldTag::kConnection, connection->name},
                               {FieldTag::kClientAddress, c.client_address()},
@@ -519,14 +518,19 @@ class Session final : public engine::ProtocolSession {
                               {FieldTag::kDatabase, database_},
                               {FieldTag::kIssuer, identity->issuer},
                               {FieldTag::kTokenId, identity->token_id}};
-    for (const auto& m : chain_) fields.push_back({FieldTag::kChainMember, m});
-    for (const auto& g : groups_) fields.push_back({FieldTag::kGroup, g});
+    const std::vector<std::string> chain = identity->chain();
+    for (const auto& m : chain) fields.push_back({FieldTag::kChainMember, m});
+    for (const auto& g : identity->groups) fields.push_back({FieldTag::kGroup, g});
     for (const auto& claim : claims) fields.push_back({FieldTag::kClaim, claim});
     for (const auto& id : identity->lineage) fields.push_back({FieldTag::kTokenLineage, id});
     record(c, EventType::kSessionStart, fields);
-    // Kept for on_policy_changed (revocation); the raw claims are not needed any more.
+    // Kept for on_policy_changed (revocation), which reads token id, lineage, subject and actors;
+    // the rest is dropped so that an idle session stays small.
     identity_ = std::move(*identity);
     identity_.claims = nlohmann::json();
+    identity_.groups = {};
+    identity_.provenance = {};
+    identity_.connections.reset();
     started_ = true;
     phase_ = Phase::kConnecting;
     c.set_deadline_ms(ctx_.config->engine.connect_timeout_ms);
@@ -656,7 +660,7 @@ class Session final : public engine::ProtocolSession {
           ok = fail("upstream offers no SASL mechanism gatehouse supports (SCRAM-SHA-256)");
           break;
         }
-        scram_.emplace(upstream.password);
+        scram_ = std::make_unique<ScramClient>(upstream.password);
         if (auto cached = ctx_.shards[shard_]->scram_keys.find(connection_->name);
             cached != ctx_.shards[shard_]->scram_keys.end()) {
           scram_->use_keys(cached->second);
@@ -1149,10 +1153,8 @@ class Session final : public engine::ProtocolSession {
   std::string database_;
   std::vector<std::pair<std::string, std::string>> client_parameters_;
   const config::ConnectionConfig* connection_ = nullptr;
-  std::vector<std::string> chain_;
-  std::vector<std::string> groups_;
-  gh::identity::Identity identity_;  // of the session's token, without its raw claims
-  std::optional<ScramClient> scram_;
+  gh::identity::Identity identity_;  // of the session's token: what revocation matches on
+  std::unique_ptr<ScramClient> scram_;  // during the upstream login only: 288 bytes
 
   int32_t upstream_pid_ = 0;
   int32_t upstream_key_ = 0;
