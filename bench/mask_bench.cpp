@@ -1,6 +1,7 @@
 // Guardrails micro-benchmarks: SQL statement classification (libpg_query and the tree walk) per
-// statement, and masking throughput per core over values of 16 B, 128 B and 4 KiB with 1, 20 and
-// 100 patterns in one Hyperscan database (values hold no secret: the cost is the scan).
+// statement, uncached and from the shard's cache by shape, and masking throughput per core over
+// values of 16 B, 128 B and 4 KiB with 1, 20 and 100 patterns in one Hyperscan database (values
+// hold no secret: the cost is the scan).
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -26,6 +27,18 @@ BENCHMARK_CAPTURE(
     "JOIN lines l ON l.order_id = o.id WHERE o.created_at > now() - interval '1 day' "
     "GROUP BY 1, 2) SELECT c.name, r.total FROM recent r JOIN customers c ON c.id = "
     "r.customer_id ORDER BY r.total DESC LIMIT 50");
+
+// The shard's cache on simple-protocol traffic: the same shape with a new number each time.
+void BM_ClassifyCachedShape(benchmark::State& state) {
+  gh::mask::ClassificationCache cache;
+  uint32_t aid = 1;
+  std::string sql;
+  for (auto _ : state) {
+    sql = "SELECT abalance FROM pgbench_accounts WHERE aid = " + std::to_string(aid++ % 100000) + ";";
+    benchmark::DoNotOptimize(cache.classify(sql).parsed);
+  }
+}
+BENCHMARK(BM_ClassifyCachedShape);
 
 gh::mask::MaskPolicy policy_with(int patterns) {
   gh::config::Guardrails g;

@@ -9,7 +9,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "core/config.hpp"
@@ -61,34 +60,6 @@ class SqlPolicy {
   bool allow_function_call_ = false;
   std::optional<PatternSet> regexes_;
   std::vector<Rule> regex_rules_;  // by pattern id
-};
-
-// Verdicts of one SQL policy by exact statement text, for one shard (not thread-safe): drivers
-// and ORMs send the same Parse text again and again, and a verdict depends only on the text
-// and the policy. Bounded; emptied when full.
-class VerdictCache {
- public:
-  static constexpr size_t kEntriesMax = 4096;
-  static constexpr size_t kTextBytesMax = 4096;  // longer texts are judged every time
-
-  // The cached verdict, or nullptr; valid until the next insert.
-  const SqlVerdict* find(std::string_view sql) const {
-    auto it = map_.find(sql);
-    return it == map_.end() ? nullptr : &it->second;
-  }
-  void insert(std::string_view sql, const SqlVerdict& v) {
-    if (sql.size() > kTextBytesMax) return;
-    if (map_.size() >= kEntriesMax) map_.clear();
-    map_.emplace(std::string(sql), v);
-  }
-  size_t size() const { return map_.size(); }
-
- private:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  std::unordered_map<std::string, SqlVerdict, Hash, std::equal_to<>> map_;
 };
 
 // The masking of one value: which bytes of it were replaced.

@@ -437,4 +437,57 @@ bool schema_filter_matches(std::string_view schema, const Relation& r) {
   return r.schema == schema;
 }
 
+std::optional<std::string> classification_key(std::string_view sql) {
+  constexpr size_t kDigitsMax = 9;  // stays an integer constant (int4) whatever the digits
+  auto ident_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' ||
+           static_cast<unsigned char>(c) >= 0x80;
+  };
+  for (size_t i = 0; i < sql.size(); ++i) {
+    const char c = sql[i];
+    if (c == '"' || c == '$' || c == '\\' || c == '\0') return std::nullopt;
+    if ((c == '-' || c == '/') && i + 1 < sql.size() && (sql[i + 1] == '-' || sql[i + 1] == '*'))
+      return std::nullopt;
+    if ((c == 's' || c == 'S') && i + 2 < sql.size() && (sql[i + 1] | 0x20) == 'e' &&
+        (sql[i + 2] | 0x20) == 't')
+      return std::nullopt;
+  }
+  std::string key(sql);
+  bool in_string = false;  // '...' with '' inside: without backslashes, toggling is exact
+  for (size_t i = 0; i < key.size();) {
+    const char c = key[i];
+    if (c == '\'') {
+      in_string = !in_string;
+      ++i;
+      continue;
+    }
+    if (in_string || !std::isdigit(static_cast<unsigned char>(c)) ||
+        (i > 0 && ident_char(key[i - 1]))) {
+      ++i;
+      continue;
+    }
+    size_t end = i;
+    while (end < key.size() && std::isdigit(static_cast<unsigned char>(key[end]))) ++end;
+    if (end - i <= kDigitsMax) {
+      key.replace(i, end - i, "0");
+      i += 1;
+    } else {
+      i = end;
+    }
+  }
+  return key;
+}
+
+const Classification& ClassificationCache::classify(std::string_view sql) {
+  const std::optional<std::string> key = classification_key(sql);
+  const std::string_view k = key ? std::string_view(*key) : sql;
+  if (k.size() > kTextBytesMax) {
+    uncached_ = classify_sql(sql);
+    return uncached_;
+  }
+  if (auto it = map_.find(k); it != map_.end()) return it->second;
+  if (map_.size() >= kEntriesMax) map_.clear();
+  return map_.emplace(std::string(k), classify_sql(sql)).first->second;
+}
+
 }  // namespace gh::mask

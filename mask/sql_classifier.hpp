@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/statement_class.hpp"
@@ -26,6 +27,7 @@ struct Finding {
   config::StatementClass statement_class;
   std::optional<Relation> relation;
   uint32_t statement = 0;  // index of the top-level statement in the text, from 0
+  bool operator==(const Finding&) const = default;
 };
 
 struct Classification {
@@ -45,6 +47,35 @@ struct Classification {
 // Parses `sql` (one Query string, possibly several statements, or one Parse text) and classifies
 // every statement. Thread-safe (libpg_query keeps its state per thread).
 Classification classify_sql(std::string_view sql);
+
+// The key under which texts share one classification: the text with each numeric literal of up
+// to 9 digits written as 0, so that the same query with other ids or limits is parsed once
+// (pgbench and most ORMs' simple-protocol traffic). nullopt when the text holds anything this
+// rewrite cannot see through without PostgreSQL's lexer: double quotes, dollar signs, backslashes,
+// comments, NUL, or the letters "set" in any case (numbers in SET and set_config are read by the
+// classifier). Digits inside '...' strings and identifiers are kept.
+std::optional<std::string> classification_key(std::string_view sql);
+
+// Classifications of one shard (not thread-safe), under classification_key or else the exact
+// text: drivers send the same Parse text again and again, and simple-protocol traffic the same
+// shapes. Bounded; emptied when full.
+class ClassificationCache {
+ public:
+  static constexpr size_t kEntriesMax = 4096;
+  static constexpr size_t kTextBytesMax = 4096;  // longer texts are parsed every time
+
+  // The classification of `sql`; valid until the next call.
+  const Classification& classify(std::string_view sql);
+  size_t size() const { return map_.size(); }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, Classification, Hash, std::equal_to<>> map_;
+  Classification uncached_;
+};
 
 // Whether a client_encoding name is one PostgreSQL also accepts as a server encoding, i.e. every
 // byte of a multi-byte character is >= 0x80, so quotes and backslashes lex as this parser lexes

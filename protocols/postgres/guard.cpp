@@ -36,12 +36,8 @@ mask::SqlVerdict Guard::judge(std::string_view sql) {
     return mask::SqlVerdict{mask::SqlVerdict::Kind::kDeny, std::string(mask::kRuleLexerSettings),
                             lexer_hazard_};
   }
-  if (verdicts_ != nullptr) {
-    if (const mask::SqlVerdict* cached = verdicts_->find(sql)) return *cached;
-  }
-  mask::SqlVerdict v = policy_->sql.judge(sql, *scratch_);
-  if (verdicts_ != nullptr) verdicts_->insert(sql, v);
-  return v;
+  if (classifications_ == nullptr) return policy_->sql.judge(sql, *scratch_);
+  return policy_->sql.judge(sql, classifications_->classify(sql), *scratch_);
 }
 
 std::string Guard::refusal_message(const mask::SqlVerdict& v) {

@@ -21,12 +21,12 @@ inline constexpr std::string_view kInsufficientPrivilege = "42501";
 class Guard {
  public:
   // At login: the connection's compiled policy (null: no guardrails) and the shard's scratch.
-  // `verdicts`: the shard's cache for this policy (may be null).
+  // `classifications`: the shard's cache (may be null).
   void start(const mask::ConnectionPolicy* policy, mask::Scratch* scratch,
-             mask::VerdictCache* verdicts = nullptr) {
+             mask::ClassificationCache* classifications = nullptr) {
     policy_ = policy;
     scratch_ = scratch;
-    verdicts_ = verdicts;
+    classifications_ = classifications;
   }
   bool sql_active() const { return policy_ != nullptr && !policy_->sql.empty(); }
   bool mask_active() const { return policy_ != nullptr && !policy_->mask.empty(); }
@@ -88,7 +88,7 @@ class Guard {
 
   const mask::ConnectionPolicy* policy_ = nullptr;
   mask::Scratch* scratch_ = nullptr;
-  mask::VerdictCache* verdicts_ = nullptr;
+  mask::ClassificationCache* classifications_ = nullptr;
   // Oldest first; a few at most. A vector: an empty deque already holds a 512-byte node, which
   // every idle connection would carry.
   std::vector<Refusal> refusals_;

@@ -510,7 +510,7 @@ class Session final : public engine::ProtocolSession {
     }
     connection_ = connection;
     if (auto p = ctx_.policies.find(connection->name); p != ctx_.policies.end())
-      guard_.start(p->second, &ctx_.shards[shard_]->scratch, &ctx_.shards[shard_]->verdicts[p->second]);
+      guard_.start(p->second, &ctx_.shards[shard_]->scratch, &ctx_.shards[shard_]->classifications);
     std::vector<Field> fields{{FieldTag::kProtocol, "postgres"},
                               {FieldTag::kConnection, connection->name},
                               {FieldTag::kClientAddress, c.client_address()},

@@ -36,8 +36,8 @@ struct ShardState {
   std::unordered_map<std::string, ScramKeys> scram_keys;
   // Hyperscan scratch grown to serve every connection's pattern sets (guardrails).
   mask::Scratch scratch;
-  // SQL verdicts by statement text, one cache per connection policy.
-  std::unordered_map<const mask::ConnectionPolicy*, mask::VerdictCache> verdicts;
+  // Statement classifications by shape, for every connection policy of the shard.
+  mask::ClassificationCache classifications;
 };
 
 // What every session shares, built once at start-up and read-only afterwards.

@@ -1,7 +1,8 @@
 // libFuzzer target for the guardrails' parsers: SQL classification (libpg_query's tree walked by
 // mask/sql_classifier.cpp), the built-in detectors' confirmation of candidate matches, and the
-// replacement styles. Checks what callers rely on: no crash, findings only for parsed text,
-// confirmed secrets inside their candidate, replacements of the same length.
+// replacement styles. Checks what callers rely on: no crash, findings only for parsed text, texts
+// of one classification key classified alike, confirmed secrets inside their candidate,
+// replacements of the same length.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -18,6 +19,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!c.parsed && !c.findings.empty()) __builtin_trap();
   for (const gh::mask::Finding& finding : c.findings) {
     if (finding.statement >= c.statement_count) __builtin_trap();
+  }
+  // Texts sharing a classification key classify alike: the shard's cache hands one's
+  // classification to the other.
+  if (const auto key = gh::mask::classification_key(text); key && *key != text) {
+    const gh::mask::Classification k = gh::mask::classify_sql(*key);
+    if (k.parsed != c.parsed || k.statement_count != c.statement_count ||
+        k.findings != c.findings || k.lexer_hazard != c.lexer_hazard)
+      __builtin_trap();
   }
   (void)gh::mask::client_encoding_lexes_safely(text);
 

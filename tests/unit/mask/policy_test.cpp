@@ -79,20 +79,6 @@ TEST(SqlPolicy, RegexRulesApproveRulesAndBuiltInRefusals) {
   EXPECT_TRUE(Judge(config::Guardrails{})("SELEC 1").allowed());
 }
 
-TEST(VerdictCache, RemembersByExactTextAndStaysBounded) {
-  VerdictCache cache;
-  const SqlVerdict deny{SqlVerdict::Kind::kDeny, "no-drops", "drop of t (statement 1)"};
-  cache.insert("DROP TABLE t", deny);
-  ASSERT_NE(cache.find("DROP TABLE t"), nullptr);
-  EXPECT_EQ(cache.find("DROP TABLE t")->rule, "no-drops");
-  EXPECT_EQ(cache.find("DROP TABLE t "), nullptr);
-  cache.insert(std::string(VerdictCache::kTextBytesMax + 1, 'x'), deny);
-  EXPECT_EQ(cache.size(), 1u);
-  for (size_t i = 0; i < VerdictCache::kEntriesMax + 10; ++i)
-    cache.insert("SELECT " + std::to_string(i), {});
-  EXPECT_LE(cache.size(), VerdictCache::kEntriesMax);
-}
-
 TEST(SqlPolicy, InvalidRegexNamesFileRuleAndReason) {
   config::Guardrails g;
   config::SqlRule bad;

@@ -148,5 +148,63 @@ TEST(SqlClassifier, FlagsSettingsThatChangeLexing) {
   EXPECT_FALSE(client_encoding_lexes_safely("GB18030"));
 }
 
+TEST(ClassificationKey, OnlyNumericLiteralsAreFolded) {
+  const auto key = [](std::string_view sql) { return classification_key(sql); };
+  // The same query with other numbers: one key (pgbench's SELECT, a LIMIT, a decimal).
+  EXPECT_EQ(key("SELECT abalance FROM pgbench_accounts WHERE aid = 12345;"),
+            key("SELECT abalance FROM pgbench_accounts WHERE aid = 7;"));
+  EXPECT_EQ(key("SELECT * FROM t WHERE x > 1.5 LIMIT 10"), key("SELECT * FROM t WHERE x > 22.25 LIMIT 3"));
+  EXPECT_EQ(key("SELECT 'it''s 1', 2"), key("SELECT 'it''s 1', 3"));
+  // Everything else stays: identifiers with digits, strings, numbers too long for an integer.
+  EXPECT_NE(key("DELETE FROM t1"), key("DELETE FROM t2"));
+  EXPECT_NE(key("SELECT 'it''s 1', 2"), key("SELECT 'it''s 2', 2"));
+  EXPECT_NE(key("SELECT 'a' || 1 || 'b'"), key("SELECT 'a' || 1 || 'c'"));
+  EXPECT_NE(key("SELECT 1234567890"), key("SELECT 1234567891"));
+  EXPECT_NE(key("SELECT 1.5"), key("SELECT 1..5"));
+  // Texts whose lexing this cannot follow, or whose numbers the classifier reads: no key.
+  for (std::string_view sql :
+       {"SELECT \"t1\".a FROM \"t1\"", "SELECT $1", "SELECT $$1$$", "SELECT E'\\'' , 1",
+        "SELECT 1 -- 2", "SELECT /* 1 */ 1", "SET standard_conforming_strings = 0",
+        "select set_config('role', 'x', false)", "SELECT * FROM t OFFSET 5",
+        "SELECT pg_catalog.SeT_config('client_encoding', 'sjis', false)"}) {
+    EXPECT_EQ(key(sql), std::nullopt) << sql;
+  }
+  EXPECT_EQ(key(std::string_view("SELECT 1\0 2", 11)), std::nullopt);
+}
+
+TEST(ClassificationKey, FoldedTextsClassifyAlike) {
+  for (std::string_view sql : {"DELETE FROM accounts WHERE id = 12", "DROP TABLE t1; SELECT 5",
+                               "UPDATE t SET a = 1",  // no key: "set"
+                               "WITH d AS (DELETE FROM t RETURNING 1) SELECT * FROM d LIMIT 9",
+                               "SELECT lo_export(16384, '/tmp/x1')", "COPY (SELECT 1) TO STDOUT",
+                               "SELECT 1.e5, .5, 0.25, 3"}) {
+    const auto k = classification_key(sql);
+    if (!k) continue;
+    const Classification a = classify_sql(sql);
+    const Classification b = classify_sql(*k);
+    EXPECT_EQ(a.parsed, b.parsed) << sql;
+    EXPECT_EQ(a.statement_count, b.statement_count) << sql;
+    EXPECT_EQ(a.findings, b.findings) << sql;
+  }
+}
+
+TEST(ClassificationCache, ParsesEachShapeOnceAndStaysBounded) {
+  ClassificationCache cache;
+  EXPECT_TRUE(cache.classify("DELETE FROM t WHERE id = 1").parsed);
+  EXPECT_TRUE(cache.classify("DROP TABLE t1").has(C::kDrop));
+  EXPECT_EQ(cache.size(), 2u);
+  EXPECT_TRUE(cache.classify("DELETE FROM t WHERE id = 99").parsed);  // same shape as the first
+  EXPECT_EQ(cache.size(), 2u);
+  const Classification& drop = cache.classify("DROP TABLE t2");  // another table: its own entry
+  ASSERT_EQ(drop.findings.size(), 1u);
+  EXPECT_EQ(drop.findings[0].relation->name, "t2");
+  EXPECT_EQ(cache.size(), 3u);
+  EXPECT_FALSE(cache.classify("SELEC 1").parsed);
+  EXPECT_FALSE(cache.classify(std::string(ClassificationCache::kTextBytesMax, ' ') + "SELEC").parsed);
+  for (size_t i = 0; i < ClassificationCache::kEntriesMax + 10; ++i)
+    cache.classify("SELECT * FROM t" + std::to_string(i));
+  EXPECT_LE(cache.size(), ClassificationCache::kEntriesMax);
+}
+
 }  // namespace
 }  // namespace gh::mask

@@ -43,11 +43,11 @@ struct Policy {
     policy.sql = std::move(*mask::SqlPolicy::compile(g, "t.yaml"));
     policy.mask = std::move(*mask::MaskPolicy::compile(g, "t.yaml"));
     EXPECT_TRUE(policy.mask.grow_scratch(scratch));
-    guard.start(&policy, &scratch, &verdicts);
+    guard.start(&policy, &scratch, &classifications);
   }
   mask::ConnectionPolicy policy;
   mask::Scratch scratch;
-  mask::VerdictCache verdicts;
+  mask::ClassificationCache classifications;
   Guard guard;
 };
 
@@ -55,13 +55,13 @@ TEST(Guard, RefusalsReplaceTheStandInsErrorInItsOwnCycle) {
   Policy p;
   const mask::SqlVerdict v = p.guard.judge("SELECT 1; DROP TABLE t");
   ASSERT_FALSE(v.allowed());
-  EXPECT_EQ(p.verdicts.size(), 1u);  // judged once, then from the shard's cache
+  EXPECT_EQ(p.classifications.size(), 1u);  // parsed once, then from the shard's cache
   EXPECT_EQ(p.guard.judge("SELECT 1; DROP TABLE t").reason, v.reason);
   EXPECT_TRUE(p.guard.judge("SELECT 1").allowed());
-  EXPECT_EQ(p.verdicts.size(), 2u);
+  EXPECT_EQ(p.classifications.size(), 2u);
   // A session whose settings the parser cannot follow is refused whatever the cache holds.
   Guard hazard;
-  hazard.start(&p.policy, &p.scratch, &p.verdicts);
+  hazard.start(&p.policy, &p.scratch, &p.classifications);
   hazard.on_parameter_status("standard_conforming_strings", "off");
   EXPECT_EQ(hazard.judge("SELECT 1").rule, mask::kRuleLexerSettings);
   const std::string error = Guard::refusal_error(v);
