@@ -5,9 +5,9 @@
 #
 #   scripts/bench.sh [--smoke] [--duration S] [--repeat R] [--clients "1 8 64"] [--bulk-mb MB]
 #                    [--idle N] [--scale N] [--results FILE] [--note TEXT] [--no-build] [--keep]
-#                    [--parts "pgbench connect bulk idle"] [--modes "simple prepared"]
+#                    [--parts "pgbench connect bulk select idle"] [--modes "simple prepared"]
 #
-# --smoke: a few seconds of each path (1 s runs, -c 1 and 8, a 20 MB bulk read, 100 idle
+# --smoke: a few seconds of each path (1 s runs, -c 1 and 8, 20 MB bulk reads, 100 idle
 # connections), writes no RESULTS.md, exits 0 when the whole chain works. A check, never a timing.
 # Environment: GATEHOUSE_BUILD_DIR (build tree, default "build"); BENCH_GH_SHARDS (gatehouse
 # shards, default one per CPU); BENCH_GH_PIN (engine.pin, default false: pgbench and PostgreSQL share the cores); BENCH_GH_WRAPPER (a command gatehouse runs under, for profiling:
@@ -34,7 +34,7 @@ note=""
 build=1
 keep=0
 build_dir=${GATEHOUSE_BUILD_DIR:-build}
-parts="pgbench connect bulk idle"
+parts="pgbench connect bulk select idle"
 
 usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
@@ -463,31 +463,47 @@ if has_part connect; then
   pg_workloads+=("$connect_w")
 fi
 
-# ---- bulk read: COPY ... TO STDOUT to /dev/null -------------------------------------------------
-if has_part bulk; then
-  bulk_rows=$(((bulk_mb * 1024 * 1024 + 1007) / 1008))
-  bulk_sql="COPY (SELECT i, repeat('x', 1000) FROM generate_series(1, $bulk_rows) i) TO STDOUT"
-  bulk_bytes=$(PGPASSWORD=$pg_password "$psql_bin" -X -A -t -h 127.0.0.1 -p "$pg_port" -U bench -d bench \
-    -c "SELECT sum(length(i::text) + 1002) FROM generate_series(1, $bulk_rows) i")
+# ---- bulk reads to /dev/null: COPY ... TO STDOUT, and a SELECT streamed as DataRows ------------
+# The SELECT's values are row-like text, so that the masked path's scan does real work; psql
+# fetches it through a cursor (FETCH_COUNT) so that it does not hold the result in memory.
+bulk_rows=$(((bulk_mb * 1024 * 1024 + 1007) / 1008))
+row_text="order 1042 shipped to Rue de la Paix 12, total 99.50 EUR; note: fragile. "
+select_repeat=14  # 14 x 74 bytes: about 1 KB per row, as in the COPY
+bulk_read() {  # bulk_read KEY SQL BYTES [psql options...]
+  local key=$1 sql=$2 bytes=$3 rep path pid before after t0 t1 mbps
+  shift 3
   for rep in $(seq 1 "$repeat"); do
-    log "bulk read of $bulk_bytes bytes, repetition $rep/$repeat"
+    log "$key read of $bytes bytes, repetition $rep/$repeat"
     for path in $paths; do
       pid=${pid_of[$path]}
       before=$(cpu_ticks "$pid")
       t0=$(date +%s%N)
       PGPASSWORD=$(password_of "$path") "$psql_bin" -X -q -h 127.0.0.1 -p "${port_of[$path]}" -U bench \
-        -d bench -v ON_ERROR_STOP=1 -c "$bulk_sql" >/dev/null 2>"$work/logs/bulk-$path.err" \
-        || { cat "$work/logs/bulk-$path.err" >&2; die "bulk read through $path"; }
+        -d bench -v ON_ERROR_STOP=1 "$@" -c "$sql" >/dev/null 2>"$work/logs/$key-$path.err" \
+        || { cat "$work/logs/$key-$path.err" >&2; die "$key read through $path"; }
       t1=$(date +%s%N)
-      check_alive "bulk read through $path"
+      check_alive "$key read through $path"
       after=$(cpu_ticks "$pid")
-      mbps=$(awk -v b="$bulk_bytes" -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", b / (ns / 1e9) / 1e6 }')
-      add bulk "$path" mbps "$mbps"
-      [ -n "$pid" ] && add bulk "$path" cpu "$(awk -v d=$((after - before)) -v t="$clk_tck" -v b="$bulk_bytes" \
+      mbps=$(awk -v b="$bytes" -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", b / (ns / 1e9) / 1e6 }')
+      add "$key" "$path" mbps "$mbps"
+      [ -n "$pid" ] && add "$key" "$path" cpu "$(awk -v d=$((after - before)) -v t="$clk_tck" -v b="$bytes" \
         'BEGIN { printf "%.3f", d / t / (b / 1e9) }')"
-      printf '  %-22s %-10s %8.1f MB/s\n' bulk "$path" "$mbps" >&2
+      printf '  %-22s %-10s %8.1f MB/s\n' "$key" "$path" "$mbps" >&2
     done
   done
+}
+if has_part bulk; then
+  bulk_sql="COPY (SELECT i, repeat('x', 1000) FROM generate_series(1, $bulk_rows) i) TO STDOUT"
+  bulk_bytes=$(PGPASSWORD=$pg_password "$psql_bin" -X -A -t -h 127.0.0.1 -p "$pg_port" -U bench -d bench \
+    -c "SELECT sum(length(i::text) + 1002) FROM generate_series(1, $bulk_rows) i")
+  bulk_read bulk "$bulk_sql" "$bulk_bytes"
+fi
+if has_part select; then
+  select_sql="SELECT i, repeat('$row_text', $select_repeat) FROM generate_series(1, $bulk_rows) i"
+  # Value bytes as the DataRows carry them (text format), without the message framing.
+  select_bytes=$(PGPASSWORD=$pg_password "$psql_bin" -X -A -t -h 127.0.0.1 -p "$pg_port" -U bench -d bench \
+    -c "SELECT sum(length(i::text) + ${#row_text} * $select_repeat) FROM generate_series(1, $bulk_rows) i")
+  bulk_read select "$select_sql" "$select_bytes" -A -t -v FETCH_COUNT=20000
 fi
 
 # ---- idle connections through the gateway -------------------------------------------------------
@@ -564,20 +580,26 @@ report=$work/report.md
     done
     echo
   fi
-  if has_part bulk; then
-    echo "### Bulk read (COPY (SELECT i, repeat('x', 1000) ...) TO STDOUT, $bulk_bytes bytes, psql to /dev/null, medians of $repeat)"
+  bulk_table() {  # bulk_table KEY TITLE
+    echo "### $2"
     echo
-    echo "| path | MB/s | ratio gh/path | proxy CPU s/GB |"
-    echo "|---|---:|---:|---:|"
+    echo "| path | MB/s | ratio gh/path | masked gh/path | proxy CPU s/GB |"
+    echo "|---|---:|---:|---:|---:|"
     for path in $paths; do
-      cpu=—
-      [ -n "${pid_of[$path]}" ] && cpu=$(fmt_num "$(med bulk "$path" cpu)" 3)
-      r=$(ratio "$(med bulk gatehouse mbps)" "$(med bulk "$path" mbps)")
+      local cpu=— r m
+      [ -n "${pid_of[$path]}" ] && cpu=$(fmt_num "$(med "$1" "$path" cpu)" 3)
+      r=$(ratio "$(med "$1" gatehouse mbps)" "$(med "$1" "$path" mbps)")
+      m=$(ratio "$(med "$1" gatehouse-masked mbps)" "$(med "$1" "$path" mbps)")
       [ "$path" = gatehouse ] && r=—
-      echo "| ${label_of[$path]} | $(fmt_num "$(med bulk "$path" mbps)") | $r | $cpu |"
+      [ "$path" = gatehouse-masked ] && m=—
+      echo "| ${label_of[$path]} | $(fmt_num "$(med "$1" "$path" mbps)") | $r | $m | $cpu |"
     done
     echo
-  fi
+  }
+  has_part bulk && bulk_table bulk \
+    "Bulk read (COPY (SELECT i, repeat('x', 1000) ...) TO STDOUT, $bulk_bytes bytes, psql to /dev/null, medians of $repeat)"
+  has_part select && bulk_table select \
+    "Bulk SELECT as DataRows ($select_bytes value bytes of row-like text, psql -A -t with FETCH_COUNT=20000 to /dev/null, medians of $repeat)"
   if has_part idle; then
     echo "### Idle connections ($idle_count logged-in idle clients through gatehouse; asked $idle_requested)"
     echo
