@@ -21,5 +21,5 @@ echo "== ASan+UBSan build: unit tests"
 
 echo "== fuzz targets (libFuzzer, bounded)"
 ./scripts/build.sh build-fuzz -DGH_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++-16
-(cd build-fuzz && ctest --output-on-failure -L fuzz)
+(cd build-fuzz && ctest --output-on-failure -j "$jobs" -L fuzz)
 echo "== all tests passed"
