@@ -108,6 +108,7 @@ int serve(const ServeOptions& options) {
   recording.ring_bytes = config->recording.ring_bytes;
   recording.segment_bytes_max = config->recording.segment_bytes_max;
   recording.flush_interval_ms = config->recording.flush_interval_ms;
+  recording.strict = config->recording.durability == config::Durability::kStrict;
   recording.on_error = [](const rec::FlushError& e) {
     fmt::print(stderr, "gatehouse: recording: {}\n", e.message);
   };

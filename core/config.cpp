@@ -465,7 +465,8 @@ Result<ConnectionConfig> parse_connection(const Reader& r, const YAML::Node& n,
 Result<RecordingConfig> parse_recording(const Reader& r, const YAML::Node& n) {
   const std::string p = "recording";
   if (!n) return r.error(p, "required: recording.dir");
-  if (auto ok = r.only_keys(n, p, {"enabled", "dir", "flush_interval_ms", "ring_bytes", "segment_bytes_max",
+  if (auto ok = r.only_keys(n, p, {"enabled", "dir", "flush_interval_ms", "durability", "ring_bytes",
+                                   "segment_bytes_max",
                                    "segment_age_s", "checkpoint_interval_s", "node_key_file",
                                    "keyring_file", "anchor_file"});
       !ok)
@@ -474,6 +475,12 @@ Result<RecordingConfig> parse_recording(const Reader& r, const YAML::Node& n) {
   GH_TRY(enabled, r.boolean(n, p, "enabled", true));
   GH_TRY(dir, r.string(n, p, "dir"));
   GH_TRY(flush, r.integer<uint32_t>(n, p, "flush_interval_ms", rc.flush_interval_ms, 1, 60000));
+  GH_TRY(durability, r.string(n, p, "durability", "interval"));
+  if (durability == "strict") {
+    rc.durability = Durability::kStrict;
+  } else if (durability != "interval") {
+    return r.error(p + ".durability", "must be interval or strict, not '" + durability + "'");
+  }
   GH_TRY(ring, r.integer<uint32_t>(n, p, "ring_bytes", rc.ring_bytes, 262144, 1u << 30));
   if ((ring & (ring - 1)) != 0) return r.error(p + ".ring_bytes", "must be a power of two");
   GH_TRY(segment, r.integer<uint64_t>(n, p, "segment_bytes_max", rc.segment_bytes_max, 4096,

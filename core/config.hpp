@@ -114,11 +114,18 @@ struct AdminConfig {
   std::vector<ServiceActorConfig> service_actors;
 };
 
+// When a statement's record must be on disk (record/FORMAT.md, "Durability").
+enum class Durability : uint8_t {
+  kInterval,  // fdatasynced within flush_interval_ms; the statement goes upstream at once
+  kStrict,    // forwarded only after its record is fdatasynced (group commit)
+};
+
 struct RecordingConfig {
   // false only to measure the gateway without its trail (benchmarks): sessions are not recorded.
   bool enabled = true;
   std::string dir;
   uint32_t flush_interval_ms = 100;
+  Durability durability = Durability::kInterval;
   uint32_t ring_bytes = 4u << 20;
   uint64_t segment_bytes_max = 64ull << 20;
   uint32_t segment_age_s = 3600;       // a segment is sealed once it is this old

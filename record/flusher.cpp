@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <utility>
 
 #include "core/assert.hpp"
 
@@ -29,6 +30,9 @@ struct Flusher::Shard {
   std::unique_ptr<Ring> ring;
   std::unique_ptr<ShardWriter> writer;
   uint64_t pending_cursor = 0;  // ring position to release once the staged batch is written
+  uint64_t pending_entries = 0;  // ring entries in the staged batch
+  uint64_t written_entries = 0;  // ring entries written to segment files (Ring::durability)
+  uint64_t broken_seen = 0;      // the writer's broken_segments() already accounted for
   bool rotate_pending = false;  // seal and close the segment before the next record
   Clock::time_point next_checkpoint{};
   bool failing = false;
@@ -85,6 +89,7 @@ Result<std::unique_ptr<Flusher>> Flusher::create(FlusherOptions options) {
     auto ring = Ring::create(o.ring_bytes);
     if (!ring) return fail("recorder " + ring.error().message);
     shard->ring = std::move(*ring);
+    shard->ring->set_doorbell(&flusher->doorbell_);
     auto writer = ShardWriter::open(ShardWriterOptions{
         .trail_dir = o.dir,
         .node_id = o.node_id,
@@ -149,6 +154,8 @@ FlusherCounters Flusher::counters() const {
       .checkpoints = checkpoints_.load(std::memory_order_relaxed),
       .seals = seals_.load(std::memory_order_relaxed),
       .anchors = anchors_.load(std::memory_order_relaxed),
+      .broken_segments = broken_segments_.load(std::memory_order_relaxed),
+      .lost_records = lost_records_.load(std::memory_order_relaxed),
   };
 }
 
@@ -174,6 +181,8 @@ void Flusher::on_failure(Shard& shard, const Error& error) {
   shard.failing = true;
   shard.retry_at = Clock::now() + std::chrono::milliseconds(options_.retry_interval_ms);
   write_errors_.fetch_add(1, std::memory_order_relaxed);
+  const int err = shard.writer->last_errno();
+  shard.ring->publish_write_error(err != 0 ? err : EIO);
   {
     std::lock_guard lock(error_mutex_);
     last_error_ = error.message;
@@ -184,6 +193,30 @@ void Flusher::on_failure(Shard& shard, const Error& error) {
 void Flusher::on_success(Shard& shard) {
   if (shard.failing) failing_shards_.fetch_sub(1, std::memory_order_acq_rel);
   shard.failing = false;
+  shard.ring->publish_write_error(0);
+}
+
+// After any fdatasync of the shard's segment (writer.sync(), close_segment()): publishes how far
+// the shard's ring entries are durable, or which ones are lost when the sync failed.
+void Flusher::note_sync(Shard& shard, bool synced) {
+  ShardWriter& writer = *shard.writer;
+  if (synced && !writer.dirty()) shard.ring->publish_durable(shard.written_entries);
+  if (writer.broken_segments() != shard.broken_seen) {
+    shard.broken_seen = writer.broken_segments();
+    // Everything written since the last good fdatasync went down with the segment.
+    const uint64_t durable = shard.ring->durable();
+    lost_records_.fetch_add(shard.written_entries - durable, std::memory_order_relaxed);
+    broken_segments_.fetch_add(1, std::memory_order_relaxed);
+    shard.ring->publish_lost(durable, shard.written_entries);
+    // The writer dropped its staged batch: the next peek stages those entries again.
+    shard.pending_entries = 0;
+  }
+}
+
+Result<void> Flusher::sync_shard(Shard& shard) {
+  auto synced = shard.writer->sync();
+  note_sync(shard, synced.has_value());
+  return synced;
 }
 
 // Moves up to kBatchesPerService batches from the shard's ring into its segment. Returns whether
@@ -198,7 +231,7 @@ bool Flusher::service(Shard& shard, bool force) {
   }
   if (shard.failing && writer.dirty()) {
     // A failed sync is retried before more data goes after it.
-    if (auto synced = writer.sync(); !synced) {
+    if (auto synced = sync_shard(shard); !synced) {
       on_failure(shard, synced.error());
       return false;
     }
@@ -210,10 +243,11 @@ bool Flusher::service(Shard& shard, bool force) {
         return progress;
       }
       shard.ring->release(shard.pending_cursor);
+      shard.written_entries += std::exchange(shard.pending_entries, 0);
       progress = true;
       ++batch;
       if (options_.flush_interval_ms == 0) {
-        if (auto synced = writer.sync(); !synced) {
+        if (auto synced = sync_shard(shard); !synced) {
           on_failure(shard, synced.error());
           return progress;
         }
@@ -249,6 +283,7 @@ bool Flusher::service(Shard& shard, bool force) {
       return progress;
     }
     shard.pending_cursor = peeked.cursor;
+    shard.pending_entries = peeked.entries;
     shard.rotate_pending = needs_rotation;
     if (!writer.has_staged()) {
       shard.ring->release(peeked.cursor);  // wrap padding only
@@ -268,12 +303,15 @@ Result<void> Flusher::seal_and_close(Shard& shard) {
     if (writer.has_staged()) {
       if (auto written = writer.write_staged(); !written) return written;
       shard.ring->release(shard.pending_cursor);
+      shard.written_entries += std::exchange(shard.pending_entries, 0);
     }
     if (auto sealed = writer.stage_seal(realtime_now_ns()); !sealed) return sealed;
     seals_.fetch_add(1, std::memory_order_relaxed);
   }
   if (auto written = writer.write_staged(); !written) return written;
-  return writer.close_segment();
+  auto closed = writer.close_segment();
+  note_sync(shard, closed.has_value());
+  return closed;
 }
 
 // A signed checkpoint of everything written so far, written and synced at once so that its
@@ -300,7 +338,7 @@ void Flusher::checkpoint(Shard& shard) {
     on_failure(shard, written.error());
     return;
   }
-  if (auto synced = writer.sync(); !synced) on_failure(shard, synced.error());
+  if (auto synced = sync_shard(shard); !synced) on_failure(shard, synced.error());
 }
 
 // Appends the anchor lines of every control record synced since the last call, then fdatasyncs
@@ -348,7 +386,17 @@ void Flusher::write_anchors() {
 void Flusher::sync_all(bool force) {
   for (auto& shard : shards_) {
     if (shard->failing && !force) continue;  // service() retries its sync on schedule
-    if (auto synced = shard->writer->sync(); !synced) on_failure(*shard, synced.error());
+    // A staged batch (service() stops after a few) is written first: the sync then covers it, and
+    // a failed sync never leaves a batch staged against the segment it abandons.
+    if (shard->writer->has_staged()) {
+      if (auto written = shard->writer->write_staged(); !written) {
+        on_failure(*shard, written.error());
+        continue;
+      }
+      shard->ring->release(shard->pending_cursor);
+      shard->written_entries += std::exchange(shard->pending_entries, 0);
+    }
+    if (auto synced = sync_shard(*shard); !synced) on_failure(*shard, synced.error());
   }
 }
 
@@ -369,7 +417,8 @@ void Flusher::run() {
     for (auto& shard : shards_) progress |= service(*shard, false);
     for (auto& shard : shards_) checkpoint(*shard);
     const auto now = Clock::now();
-    if (now - last_sync >= flush_interval) {
+    // Strict: one fdatasync per written shard and pass, covering every connection's records.
+    if (options_.strict || now - last_sync >= flush_interval) {
       sync_all(false);
       last_sync = now;
     }
@@ -378,8 +427,18 @@ void Flusher::run() {
     if (progress) {
       idle_interval = poll_interval;
     } else {
-      std::this_thread::sleep_for(idle_interval);
-      idle_interval = std::min(idle_interval * 2, idle_poll_interval_max);
+      // A held statement rings the doorbell after its record is in the ring: the check below
+      // sees that record, or the ring() sees this sleep and ends it.
+      doorbell_.prepare_sleep();
+      bool work = false;
+      for (auto& shard : shards_) work |= !shard->ring->empty() && !shard->failing;
+      if (work) {
+        doorbell_.cancel_sleep();
+        idle_interval = poll_interval;
+      } else {
+        doorbell_.wait(idle_interval);
+        idle_interval = std::min(idle_interval * 2, idle_poll_interval_max);
+      }
     }
   }
   stop_result_ = final_drain();

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "record/doorbell.hpp"
 #include "record/keys.hpp"
 #include "record/limits.hpp"
 #include "record/ring.hpp"
@@ -43,6 +44,10 @@ struct FlusherOptions {
   // fdatasync of written segments at most this often (and at rotation and stop); 0 = after
   // every batch.
   uint32_t flush_interval_ms = limits::flush_interval_ms_default;
+  // recording.durability: strict. Every pass writes what all rings hold, then fdatasyncs each
+  // written shard once (group commit across its connections) and publishes Ring::durable();
+  // a shard waiting for durability rings the doorbell instead of waiting for the next poll.
+  bool strict = false;
   uint32_t poll_interval_us = limits::poll_interval_us_default;    // sleep when all rings are idle
   uint32_t retry_interval_ms = limits::retry_interval_ms_default;  // after a failed write/sync
   // Called on the flusher thread for every failed attempt; must not block or call back in.
@@ -58,6 +63,8 @@ struct FlusherCounters {
   uint64_t checkpoints = 0;   // checkpoints written (heartbeats included)
   uint64_t seals = 0;         // segments sealed
   uint64_t anchors = 0;       // lines appended to the anchor file
+  uint64_t broken_segments = 0;  // segments abandoned after a failed fdatasync
+  uint64_t lost_records = 0;     // records written but never made durable (cut off with them)
 };
 
 // Lifecycle: create() (validates options, locks the directory, resumes every shard directory,
@@ -68,6 +75,11 @@ struct FlusherCounters {
 // sync fails (ENOSPC, EIO...) the shard's batch stays staged and its ring is not drained, so the
 // ring fills and the shard sees PushStatus::kFull (back-pressure); the flusher reports the error
 // and retries every retry_interval_ms. Nothing is dropped.
+//
+// A failed fdatasync is never retried as a success (the kernel may have dropped the dirty pages
+// and would report the next one clean): the segment is abandoned (ShardWriter::sync), the records
+// written since the last good fdatasync are published as lost (Ring::publish_lost), and the
+// records still in the ring go to a new segment that opens with a recovery record.
 class Flusher {
  public:
   static Result<std::unique_ptr<Flusher>> create(FlusherOptions options);
@@ -101,6 +113,8 @@ class Flusher {
   void write_anchors();
   void sync_all(bool force);
   void on_failure(Shard& shard, const Error& error);
+  Result<void> sync_shard(Shard& shard);
+  void note_sync(Shard& shard, bool synced);
   void on_success(Shard& shard);
   void publish_counters();
   Result<void> final_drain();
@@ -120,6 +134,9 @@ class Flusher {
   std::atomic<uint64_t> checkpoints_{0};
   std::atomic<uint64_t> seals_{0};
   std::atomic<uint64_t> anchors_{0};
+  std::atomic<uint64_t> broken_segments_{0};
+  std::atomic<uint64_t> lost_records_{0};
+  Doorbell doorbell_;
   int anchor_fd_ = -1;
   std::vector<std::string> anchor_lines_;  // waiting for the anchor file (flusher thread only)
   bool anchor_line_torn_ = false;          // a failed append left a partial line behind

@@ -2,6 +2,7 @@
 // Lock-free (acquire/release only), allocated once; must not do I/O or allocate after create.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +14,7 @@
 
 #include "core/assert.hpp"
 #include "core/error.hpp"
+#include "record/doorbell.hpp"
 #include "record/event.hpp"
 #include "record/le.hpp"
 
@@ -76,6 +78,52 @@ class Ring {
   size_t used_bytes() const;
   bool empty() const { return used_bytes() == 0; }
 
+  // ---- durability (recording.durability: strict; record/FORMAT.md, "Durability") ----
+  // Entries are numbered from 1 in push order; the flusher consumes them in that order, so one
+  // number per side says how far each got.
+  // Producer: the number of the last entry pushed (0 before the first).
+  uint64_t pushed() const { return pushed_; }
+  // Producer: the flusher should look now (a statement waits for its record to be durable).
+  void request_durable() {
+    if (doorbell_ != nullptr) doorbell_->ring();
+  }
+  enum class Durability : uint8_t {
+    kDurable,  // written and fdatasynced
+    kWaiting,  // not yet
+    kFailing,  // not yet, and writing fails right now (write_error() says why); may recover
+    kLost,     // written, but the fdatasync that should have covered it failed: never durable
+  };
+  // Any thread: the state of entry `number` (1..pushed()). Durable is read before the lost
+  // ranges: a durable mark published after a loss is seen together with that loss.
+  Durability durability(uint64_t number) const {
+    const uint64_t durable = durable_.load(std::memory_order_acquire);
+    const uint64_t losses = losses_.load(std::memory_order_acquire);
+    for (uint64_t i = losses > kLostRangesMax ? losses - kLostRangesMax : 0; i < losses; ++i) {
+      const LostRange& r = lost_[i % kLostRangesMax];
+      if (number > r.after.load(std::memory_order_acquire) &&
+          number <= r.through.load(std::memory_order_acquire)) {
+        return Durability::kLost;
+      }
+    }
+    if (durable >= number) return Durability::kDurable;
+    if (write_error_.load(std::memory_order_acquire) != 0) return Durability::kFailing;
+    return Durability::kWaiting;
+  }
+  uint64_t durable() const { return durable_.load(std::memory_order_acquire); }
+  int write_error() const { return write_error_.load(std::memory_order_acquire); }  // errno, 0: ok
+  // Consumer: entries up to `number` are durable / (after, through] never will be / writing
+  // fails with `error` (0: it works again).
+  void publish_durable(uint64_t number) { durable_.store(number, std::memory_order_release); }
+  void publish_lost(uint64_t after, uint64_t through) {
+    const uint64_t losses = losses_.load(std::memory_order_relaxed);
+    LostRange& r = lost_[losses % kLostRangesMax];
+    r.after.store(after, std::memory_order_release);
+    r.through.store(through, std::memory_order_release);
+    losses_.store(losses + 1, std::memory_order_release);
+  }
+  void publish_write_error(int error) { write_error_.store(error, std::memory_order_release); }
+  void set_doorbell(Doorbell* doorbell) { doorbell_ = doorbell; }  // before the producer starts
+
  private:
   static constexpr size_t align_up(size_t n) {
     return (n + kEntryAlignBytes - 1) & ~(kEntryAlignBytes - 1);
@@ -87,7 +135,21 @@ class Ring {
   // Each index on its own cache line, next to the side's cached copy of the other index.
   alignas(64) std::atomic<uint64_t> tail_{0};  // written by the producer only
   uint64_t head_cache_ = 0;                    // producer's last view of head_
+  uint64_t pushed_ = 0;                        // producer only
+  Doorbell* doorbell_ = nullptr;
   alignas(64) std::atomic<uint64_t> head_{0};  // written by the consumer only
+  // Published by the consumer (the flusher) for the producer's held statements.
+  // The newest losses (a failed fdatasync each; at least retry_interval_ms apart): a waiter that
+  // did not look for kLostRangesMax of them could take a lost entry for a durable one.
+  static constexpr size_t kLostRangesMax = 16;
+  struct LostRange {
+    std::atomic<uint64_t> after{0};
+    std::atomic<uint64_t> through{0};
+  };
+  alignas(64) std::atomic<uint64_t> durable_{0};
+  std::atomic<uint64_t> losses_{0};
+  std::atomic<int> write_error_{0};
+  std::array<LostRange, kLostRangesMax> lost_{};
 };
 
 template <class W>
@@ -111,6 +173,7 @@ PushStatus Ring::try_push_bytes(size_t payload_bytes, W&& write) {
   le::store<uint32_t>(data_.get() + at, static_cast<uint32_t>(payload_bytes));
   write(std::span<std::byte>(data_.get() + at + kEntryHeaderBytes, payload_bytes));
   tail_.store(tail + total, std::memory_order_release);
+  ++pushed_;
   return PushStatus::kPushed;
 }
 

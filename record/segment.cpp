@@ -381,6 +381,10 @@ SegmentScan scan_segment_records(std::span<const std::byte> file, const ChainHas
   return scan;
 }
 
+int SegmentIo::truncate(int fd, uint64_t bytes) {
+  return ::ftruncate(fd, static_cast<off_t>(bytes)) == 0 ? 0 : -errno;
+}
+
 SegmentIo& posix_segment_io() {
   static PosixSegmentIo io;
   return io;
@@ -661,8 +665,12 @@ Result<void> ShardWriter::open_segment() {
     (void)io_->unlink(partial);  // our own earlier attempt that failed half-way
     fd = io_->open_new(partial);
   }
-  if (fd < 0) return fail(fmt::format("{}: cannot create: {}", partial, errno_text(-fd)));
+  if (fd < 0) {
+    last_errno_ = -fd;
+    return fail(fmt::format("{}: cannot create: {}", partial, errno_text(-fd)));
+  }
   const auto abandon_partial = [&](std::string what, int err) -> Result<void> {
+    last_errno_ = err;
     (void)io_->close(fd);
     (void)io_->unlink(partial);
     return fail(fmt::format("{}: {}: {}", partial, what, errno_text(err)));
@@ -719,6 +727,7 @@ Result<void> ShardWriter::write_staged() {
     if (n == -EINTR) continue;
     if (n <= 0) {
       const int err = n < 0 ? static_cast<int>(-n) : EIO;
+      last_errno_ = err;
       return fail(fmt::format("{}/{}: write failed after {} of {} bytes: {}", shard_dir_,
                               segment_file_name(header_.sequence), staged_written_, staged_.size(),
                               errno_text(err)));
@@ -740,8 +749,13 @@ Result<void> ShardWriter::write_staged() {
 Result<void> ShardWriter::sync() {
   if (dirty_ && fd_ >= 0) {
     if (const int rc = io_->fdatasync(fd_); rc < 0) {
-      return fail(fmt::format("{}/{}: fdatasync failed: {}", shard_dir_,
-                              segment_file_name(header_.sequence), errno_text(-rc)));
+      last_errno_ = -rc;
+      const std::string why =
+          fmt::format("{}/{}: fdatasync failed: {}", shard_dir_,
+                      segment_file_name(header_.sequence), errno_text(-rc));
+      abandon_segment(why);
+      return fail(why + "; segment abandoned, records written since the last good fdatasync "
+                        "are lost, the next ones go to a new segment");
     }
     ++fsyncs_;
     dirty_ = false;
@@ -749,6 +763,7 @@ Result<void> ShardWriter::sync() {
   }
   if (dir_dirty_) {
     if (const int rc = io_->sync_dir(shard_dir_); rc < 0) {
+      last_errno_ = -rc;
       return fail(fmt::format("{}: directory fsync failed: {}", shard_dir_, errno_text(-rc)));
     }
     dir_dirty_ = false;
@@ -776,6 +791,47 @@ Result<void> ShardWriter::close_segment() {
   sealed_ = false;
   file_bytes_ = 0;
   return {};
+}
+
+void ShardWriter::abandon_segment(const std::string& why) {
+  GH_ASSERT(fd_ >= 0 && segment_started_);
+  ++broken_segments_;
+  // What stays of the segment: its records up to the last good fdatasync. Cutting the rest off
+  // makes the file say what the recovery record says; if even that fails, the recovery record
+  // counts the bytes after it as cut, and verify reports the difference.
+  const Mark kept = synced_;
+  const bool cut = io_->truncate(fd_, kept.offset) == 0;
+  (void)io_->fdatasync(fd_);  // best effort: its result proves nothing after a failure
+  (void)io_->close(fd_);
+  fd_ = -1;
+  Recovery r;
+  r.sequence = header_.sequence;
+  r.header_digest = header_digest_;
+  r.records = kept.records;
+  r.last_hash = kept.chain;
+  r.merkle_root = kept.merkle.root();
+  r.end_offset = kept.offset;
+  r.cut_bytes = cut ? 0 : file_bytes_ - kept.offset;
+  r.reason = fmt::format(
+      "segment {:08} abandoned after a failed fdatasync ({}); it ends at its last durable record "
+      "({} records, offset {}); the {} bytes written after it are not part of the trail",
+      header_.sequence, why, kept.records, kept.offset, file_bytes_ - kept.offset);
+  recovery_ = std::move(r);
+  // Control records after the cut are gone (checkpoint numbers are taken again).
+  std::erase_if(pending_anchors_,
+                [&](const PendingAnchor& a) { return a.end_offset > kept.offset; });
+  chain_ = kept.chain;
+  checkpoint_ = kept.checkpoint;
+  // A staged batch is dropped: its session records are still in the flusher's ring and are
+  // staged again for the new segment; staged control records were made for this segment only.
+  staged_.clear();
+  staged_records_ = 0;
+  staged_written_ = 0;
+  staged_chain_ = chain_;
+  segment_started_ = false;
+  sealed_ = false;
+  file_bytes_ = 0;
+  dirty_ = false;
 }
 
 std::vector<AnchorRecord> ShardWriter::take_anchors() { return std::exchange(ready_anchors_, {}); }

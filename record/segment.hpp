@@ -108,6 +108,8 @@ class SegmentIo {
   virtual int rename(const std::string& from, const std::string& to) = 0;  // never replaces `to`
   virtual int unlink(const std::string& path) = 0;
   virtual int sync_dir(const std::string& path) = 0;
+  // Cuts an abandoned segment back to its last durable byte (ShardWriter::sync).
+  virtual int truncate(int fd, uint64_t bytes);
 };
 SegmentIo& posix_segment_io();
 
@@ -186,6 +188,12 @@ class ShardWriter {
   [[nodiscard]] Result<void> write_staged();
   // fdatasync when anything was written since the last sync (and the directory after a new
   // segment). Control records become anchors (take_anchors) once synced.
+  // A failed fdatasync is never retried: the kernel may have dropped the pages it could not
+  // write and report the next fdatasync clean. The segment is abandoned instead: cut back to the
+  // last durable record, closed, and the next record begins a new segment whose recovery record
+  // states where the abandoned one ends (as after a crash). Records written since the last good
+  // sync are gone from the trail (broken_segments() counts these events); a staged batch is
+  // dropped too (the caller stages its records again from their source).
   [[nodiscard]] Result<void> sync();
   // After the seal is written and synced: closes the file; the next record begins segment + 1.
   [[nodiscard]] Result<void> close_segment();
@@ -201,6 +209,8 @@ class ShardWriter {
   uint64_t records_written() const { return records_written_; }
   uint64_t bytes_written() const { return bytes_written_; }
   uint64_t fsyncs() const { return fsyncs_; }
+  uint64_t broken_segments() const { return broken_segments_; }
+  int last_errno() const { return last_errno_; }  // of the last failed operation; 0: none yet
 
  private:
   // What a recovery record states about the segment before the one it opens.
@@ -233,6 +243,7 @@ class ShardWriter {
   void stage_record(std::span<const std::byte> body, bool control);
   [[nodiscard]] Result<void> stage_control(ControlRecord& record);
   uint64_t staged_base_offset() const;
+  void abandon_segment(const std::string& why);
 
   ShardWriterOptions options_;
   SegmentIo* io_;
@@ -274,6 +285,8 @@ class ShardWriter {
   uint64_t records_written_ = 0;
   uint64_t bytes_written_ = 0;
   uint64_t fsyncs_ = 0;
+  uint64_t broken_segments_ = 0;
+  int last_errno_ = 0;
 };
 
 }  // namespace gh::rec

@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <array>
 #include <cstring>
 #include <ctime>
@@ -54,6 +55,8 @@ constexpr std::string_view kRejectedConnection = "08004";
 constexpr std::string_view kFeatureNotSupported = "0A000";
 constexpr std::string_view kProgramLimitExceeded = "54000";
 constexpr std::string_view kAdminShutdown = "57P01";
+constexpr std::string_view kDiskFull = "53100";
+constexpr std::string_view kIoError = "58030";
 
 Bytes as_bytes(std::string_view s) { return {reinterpret_cast<const std::byte*>(s.data()), s.size()}; }
 std::string_view as_text(Bytes b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
@@ -747,6 +750,7 @@ class Session final : public engine::ProtocolSession {
 
   bool step_client_ready(Connection& c) {
     Link& in = c.client();
+    if (held_) return release_held(c);
     if (stream_left_[0] > 0) return stream(c, Side::kClient);
     const bool started = gather_[0].active();
     auto frame_bytes = next_frame_bytes(c, Side::kClient);
@@ -807,6 +811,11 @@ class Session final : public engine::ProtocolSession {
       gather_[0].forward(c, Side::kClient);
       end_session(c, "client terminated");
       return true;
+    }
+    if (strict_durability()) {
+      const auto* parse = std::get_if<Parse>(&d.message);
+      return hold_until_durable(c, parse != nullptr ? std::optional<std::string>(parse->statement)
+                                                    : std::nullopt);
     }
     gather_[0].forward(c, Side::kClient);
     return true;
@@ -945,6 +954,85 @@ class Session final : public engine::ProtocolSession {
     if (n == 0) return false;
     c.forward(side, n);
     left -= n;
+    return true;
+  }
+
+  // ---- durability (recording.durability: strict) -----------------------------------------------
+  // A statement (Query, Parse, FunctionCall) waits in gather_[0], the connection paused, until
+  // the flusher reports its record fdatasynced; the shard picks that up at its paused tick. Only
+  // then does it go upstream. An Execute needs a Parse first, so it never runs a statement whose
+  // record is not durable. Messages behind the held one wait with it, in order.
+
+  bool strict_durability() const {
+    return ctx_.config->recording.enabled &&
+           ctx_.config->recording.durability == config::Durability::kStrict;
+  }
+
+  // `parse_name`: the statement name when the held message is a Parse.
+  bool hold_until_durable(Connection& c, std::optional<std::string> parse_name) {
+    held_ = true;
+    held_parse_ = std::move(parse_name);
+    held_ticket_ = 0;
+    if (!pending_.empty()) {
+      // The record waits for room in the ring; its number is known once pump() pushed it.
+      c.pause();
+      return false;
+    }
+    return release_held(c);
+  }
+
+  bool release_held(Connection& c) {
+    rec::Ring& ring = *ctx_.rings[shard_];
+    if (held_ticket_ == 0) {
+      // pump() pushed every pending record before calling in: the statement's is the last pushed.
+      held_ticket_ = ring.pushed();
+      ring.request_durable();
+    }
+    switch (ring.durability(held_ticket_)) {
+      case rec::Ring::Durability::kDurable:
+        held_ = false;
+        gather_[0].forward(c, Side::kClient);
+        return true;
+      case rec::Ring::Durability::kWaiting:
+        c.pause();
+        return false;
+      case rec::Ring::Durability::kFailing:
+        return refuse_unrecorded(c, ring.write_error(), false);
+      case rec::Ring::Durability::kLost:
+        return refuse_unrecorded(c, EIO, true);
+    }
+    return false;
+  }
+
+  // The trail cannot take the statement: it is not run. As for a refusal (guard.hpp), a stand-in
+  // that fails to parse goes upstream in its place, so the error reaches the client in order and
+  // the server aborts the transaction as after any error. A statement whose record waits for the
+  // disk stays in the ring and is written once writing works again, followed by this error.
+  bool refuse_unrecorded(Connection& c, int error, bool lost) {
+    const bool full = error == ENOSPC || error == EDQUOT;
+    const std::string_view sqlstate = full ? kDiskFull : kIoError;
+    const std::string message =
+        lost ? "gatehouse could not make the record of this statement durable (fdatasync failed); "
+               "the statement was not run"
+        : full ? "gatehouse cannot record this statement: the audit trail's disk is full; the "
+                 "statement was not run"
+               : "gatehouse cannot record this statement: writing the audit trail fails; the "
+                 "statement was not run";
+    const std::string detail = fmt::format("recording.durability is strict: {}", strerror(error));
+    std::string answer;
+    encode_error_response(answer, ErrorFields{.severity = "ERROR", .sqlstate = sqlstate,
+                                              .message = message, .detail = detail});
+    const bool parse = held_parse_.has_value();
+    const uint64_t ready = guard_.ready_count() + awaiting_ready_ + (parse ? 1 : 0);
+    const std::string stand_in =
+        guard_.stand_in(parse, parse ? *held_parse_ : "", ready, std::move(answer));
+    held_ = false;
+    held_parse_.reset();
+    gather_[0].drop(c.client());
+    record(c, EventType::kError,
+           {Field{FieldTag::kSqlState, sqlstate}, Field{FieldTag::kMessage, message},
+            Field{FieldTag::kReason, detail}, Field{FieldTag::kOrigin, "gateway"}});
+    c.upstream().write(stand_in);
     return true;
   }
 
@@ -1167,6 +1255,11 @@ class Session final : public engine::ProtocolSession {
   bool close_when_recorded_ = false;
   uint32_t sequence_ = 0;
   std::vector<PendingRecord> pending_;
+  // Strict durability: the statement in gather_[0] waits for ring entry held_ticket_ (0: not
+  // numbered yet).
+  bool held_ = false;
+  uint64_t held_ticket_ = 0;
+  std::optional<std::string> held_parse_;
 };
 
 }  // namespace

@@ -60,6 +60,10 @@ TEST(Config, ParsesAValidConfigWithDefaultsAndRelativePaths) {
   EXPECT_EQ(appdb->upstream.port, 5433);
   EXPECT_EQ(appdb->upstream.tls, UpstreamTls::kRequire);
   EXPECT_EQ(c->recording.dir, "/etc/gh/trail");
+  EXPECT_EQ(c->recording.durability, Durability::kInterval);
+  auto strict = parse_text(replaced(kValid, "recording:\n  dir: trail", "recording:\n  dir: trail\n  durability: strict"));
+  ASSERT_TRUE(strict) << strict.error().message;
+  EXPECT_EQ(strict->recording.durability, Durability::kStrict);
   EXPECT_TRUE(groups_allowed(*appdb, {"x", "ops"}));
   EXPECT_FALSE(groups_allowed(*appdb, {"x"}));
   EXPECT_EQ(c->find_connection("other"), nullptr);
@@ -80,6 +84,8 @@ TEST(Config, ErrorsNameFileKeyAndReason) {
       {"address: 127.0.0.1:6432", "address: 127.0.0.1", "listeners[0].address: expected host:port"},
       {"allow_groups: [devs, ops]", "allow_groups: []", "connections[0].allow_groups: must name at least one group"},
       {"recording:\n  dir: trail", "recording:\n  flush_interval_ms: 5", "recording.dir: required"},
+      {"recording:\n  dir: trail", "recording:\n  dir: trail\n  durability: fsync",
+       "recording.durability: must be interval or strict"},
       {"      user: app\n", "", "connections[0].upstream.user: required"},
       {"listeners:", "listeners: [\n", "test.yaml: line"},
   };
