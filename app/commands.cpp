@@ -19,6 +19,7 @@
 #include "core/identity/jwt.hpp"
 #include "mask/policy.hpp"
 #include "protocols/postgres/gateway.hpp"
+#include "protocols/ssh/gateway.hpp"
 #include "record/export.hpp"
 #include "record/flusher.hpp"
 #include "record/keys.hpp"
@@ -120,6 +121,8 @@ int serve(const ServeOptions& options) {
   for (uint32_t i = 0; i < shards; ++i) rings.push_back(&(*flusher)->ring(uint16_t(i)));
   auto gateway = pg::Gateway::create(*config, *validator, rings, revocations->get());
   if (!gateway) return error_exit(gateway.error().message);
+  auto ssh_gateway = ssh::Gateway::create(*config, *validator, rings, revocations->get());
+  if (!ssh_gateway) return error_exit(ssh_gateway.error().message);
 
   std::vector<engine::ListenerSpec> listeners;
   for (uint32_t i = 0; i < config->listeners.size(); ++i) {
@@ -128,7 +131,8 @@ int serve(const ServeOptions& options) {
         .info = {.name = l.name, .protocol = l.protocol, .loopback = l.address.loopback, .index = i},
         .address = l.address.storage,
         .address_length = l.address.length,
-        .factory = &(*gateway)->factory()});
+        .factory = l.protocol == "ssh" ? static_cast<engine::SessionFactory*>(&(*ssh_gateway)->factory())
+                                       : &(*gateway)->factory()});
   }
 
   engine::ServerOptions server_options;

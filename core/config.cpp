@@ -155,12 +155,25 @@ Result<EngineConfig> parse_engine(const Reader& r, const YAML::Node& n) {
 }
 
 Result<ListenerConfig> parse_listener(const Reader& r, const YAML::Node& n, const std::string& p) {
-  if (auto ok = r.only_keys(n, p, {"name", "protocol", "address", "tls", "allow_plaintext"}); !ok)
+  if (auto ok = r.only_keys(n, p, {"name", "protocol", "address", "tls", "allow_plaintext", "ssh"});
+      !ok)
     return std::unexpected(ok.error());
   ListenerConfig l;
   GH_TRY(name, r.string(n, p, "name"));
   GH_TRY(protocol, r.string(n, p, "protocol", "postgres"));
-  if (protocol != "postgres") return r.error(p + ".protocol", "supported: postgres");
+  if (protocol != "postgres" && protocol != "ssh") return r.error(p + ".protocol", "supported: postgres, ssh");
+  if (protocol == "ssh") {
+    // SSH brings its own encryption: the listener has a host key instead of TLS files.
+    if (n["tls"]) return r.error(p + ".tls", "not used by ssh listeners (they use ssh.host_key_file)");
+    const YAML::Node s = n["ssh"];
+    const std::string sp = p + ".ssh";
+    if (!s) return r.error(sp, "required for protocol ssh: ssh.host_key_file");
+    if (auto ok = r.only_keys(s, sp, {"host_key_file"}); !ok) return std::unexpected(ok.error());
+    GH_TRY(host_key_file, r.string(s, sp, "host_key_file"));
+    l.ssh_host_key_file = r.path_of(host_key_file);
+  } else if (n["ssh"]) {
+    return r.error(p + ".ssh", "only for protocol ssh");
+  }
   GH_TRY(address_text, r.string(n, p, "address"));
   auto address = resolve_address(address_text);
   if (!address) return r.error(p + ".address", address.error().message);
@@ -409,6 +422,64 @@ Result<std::string> read_secret(const Reader& r, const YAML::Node& n, const std:
   return std::string();  // trust authentication upstream
 }
 
+// An SSH connection's upstream: where, as whom, with which key or password, and the host key it
+// must present. Its guardrails are regexes over exec command lines and mask rules over output.
+Result<UpstreamConfig> parse_ssh_upstream(const Reader& r, const YAML::Node& u, const std::string& up,
+                                          const Guardrails& g, const std::string& p) {
+  if (auto ok = r.only_keys(u, up, {"host", "port", "user", "private_key_file", "password_file",
+                                    "password_env", "host_key", "host_key_file"});
+      !ok)
+    return std::unexpected(ok.error());
+  for (size_t i = 0; i < g.deny.size(); ++i) {
+    if (g.deny[i].regex.empty() || !g.deny[i].statements.empty() || !g.deny[i].tables.empty() ||
+        !g.deny[i].schemas.empty())
+      return r.error(fmt::format("{}.deny[{}]", p, i),
+                     "ssh connections deny by regex over the exec command line only (regex:)");
+  }
+  if (!g.approve.empty()) return r.error(p + ".approve", "not supported on ssh connections yet");
+  for (size_t i = 0; i < g.mask.size(); ++i) {
+    if (!g.mask[i].columns.empty())
+      return r.error(fmt::format("{}.mask[{}].columns", p, i), "ssh output has no columns");
+  }
+  UpstreamConfig c;
+  GH_TRY(host, r.string(u, up, "host"));
+  GH_TRY(port, r.integer<uint16_t>(u, up, "port", 22, 1, 65535));
+  GH_TRY(user, r.string(u, up, "user"));
+  GH_TRY(key_file, r.string(u, up, "private_key_file", ""));
+  GH_TRY(password, read_secret(r, u, up));
+  if (key_file.empty() == password.empty())
+    return r.error(up, "give exactly one of private_key_file, password_file, password_env");
+  const bool has_key = bool(u["host_key"]);
+  const bool has_key_file = bool(u["host_key_file"]);
+  if (has_key == has_key_file)
+    return r.error(up, "give exactly one of host_key, host_key_file (the host key gatehouse pins)");
+  std::string host_key;
+  if (has_key) {
+    GH_TRY(text, r.string(u, up, "host_key"));
+    host_key = text;
+  } else {
+    GH_TRY(file, r.string(u, up, "host_key_file"));
+    std::ifstream in(r.path_of(file));
+    if (!in || !std::getline(in, host_key))
+      return r.error(up + ".host_key_file", fmt::format("cannot read {}", r.path_of(file)));
+  }
+  while (!host_key.empty() && (host_key.back() == '\n' || host_key.back() == '\r' || host_key.back() == ' '))
+    host_key.pop_back();
+  if (host_key.find(' ') == std::string::npos)
+    return r.error(up + (has_key ? ".host_key" : ".host_key_file"),
+                   "expected \"<type> <base64>\", e.g. the line of ssh_host_ed25519_key.pub");
+  auto address = resolve_host(host, port);
+  if (!address) return r.error(up + ".host", address.error().message);
+  c.host = host;
+  c.port = port;
+  c.address = *address;
+  c.user = user;
+  c.password = password;
+  c.private_key_file = key_file.empty() ? std::string() : r.path_of(key_file);
+  c.host_key = host_key;
+  return c;
+}
+
 Result<ConnectionConfig> parse_connection(const Reader& r, const YAML::Node& n,
                                           const std::string& p) {
   if (auto ok = r.only_keys(n, p, {"name", "protocol", "allow_groups", "upstream", "deny", "approve",
@@ -420,12 +491,21 @@ Result<ConnectionConfig> parse_connection(const Reader& r, const YAML::Node& n,
   c.guardrails = std::move(guardrails);
   GH_TRY(name, r.string(n, p, "name"));
   GH_TRY(protocol, r.string(n, p, "protocol", "postgres"));
-  if (protocol != "postgres") return r.error(p + ".protocol", "supported: postgres");
+  if (protocol != "postgres" && protocol != "ssh") return r.error(p + ".protocol", "supported: postgres, ssh");
   GH_TRY(groups, r.strings(n, p, "allow_groups", true));
   if (groups.empty()) return r.error(p + ".allow_groups", "must name at least one group");
   const YAML::Node u = n["upstream"];
   const std::string up = p + ".upstream";
   if (!u) return r.error(up, "required");
+  if (protocol == "ssh") {
+    GH_TRY(ssh, parse_ssh_upstream(r, u, up, c.guardrails, p));
+    c.upstream = std::move(ssh);
+    GH_TRY(name, r.string(n, p, "name"));
+    c.name = name;
+    c.protocol = protocol;
+    c.allow_groups = groups;
+    return c;
+  }
   if (auto ok = r.only_keys(u, up, {"host", "port", "database", "user", "password_file",
                                     "password_env", "tls", "ca_file", "server_name"});
       !ok)

@@ -42,9 +42,10 @@ struct TlsFiles {
 
 struct ListenerConfig {
   std::string name;
-  std::string protocol;  // "postgres"
+  std::string protocol;  // "postgres" or "ssh"
   SocketAddress address;
   std::optional<TlsFiles> tls;
+  std::string ssh_host_key_file;  // ssh: the gateway's host key (OpenSSH private key file)
   bool allow_plaintext = false;  // plaintext is always allowed on loopback listeners
 };
 
@@ -60,6 +61,10 @@ struct UpstreamConfig {
   UpstreamTls tls = UpstreamTls::kDisable;
   std::string ca_file;
   std::string server_name;  // for verify-full; defaults to host
+  // ssh: the gateway's login key (OpenSSH private key file; else `password` is used) and the
+  // host key the upstream must present ("ssh-ed25519 AAAA...", as in a .pub file).
+  std::string private_key_file;
+  std::string host_key;
 };
 
 // One access rule on a CI provenance claim (identity.issuers[].provenance_claims).
@@ -70,7 +75,7 @@ struct ClaimRule {
 
 struct ConnectionConfig {
   std::string name;      // what clients ask for (PostgreSQL: the startup "database")
-  std::string protocol;  // "postgres"
+  std::string protocol;  // "postgres" or "ssh" (the SSH user names the connection)
   std::vector<std::string> allow_groups;
   UpstreamConfig upstream;
   Guardrails guardrails;  // deny, approve and mask rules (core/guardrails.hpp)

@@ -31,6 +31,8 @@ std::string_view event_type_name(EventType type) {
       return "notice";
     case EventType::kMaskedRow:
       return "masked_row";
+    case EventType::kOutput:
+      return "output";
     case EventType::kSeal:
       return "seal";
     case EventType::kCheckpoint:
@@ -81,6 +83,10 @@ std::string_view field_tag_name(FieldTag tag) {
       return "text_bytes";
     case FieldTag::kRule:
       return "rule";
+    case FieldTag::kStream:
+      return "stream";
+    case FieldTag::kChannel:
+      return "channel";
     case FieldTag::kCtlShard:
       return "shard";
     case FieldTag::kCtlSegment:

@@ -25,6 +25,8 @@ enum class EventType : uint8_t {
   kSessionEnd,
   kAuthFailure,
   kNotice,
+  // SSH (numbered apart): bytes a channel's program wrote (exec output), as the client got them.
+  kOutput = 16,
   // Guardrails (numbered apart): a DataRow whose values were masked, as the client got it.
   kMaskedRow = 40,
   // The control plane (numbered apart): one admin API request (token exchange, revocation...),
@@ -59,7 +61,10 @@ enum class FieldTag : uint16_t {
   kDatabase,
   kTextBytes,  // decimal size of kText before truncation (only when truncated)
   // Guardrails (numbered apart so that other modules can add tags before them).
-  kRule = 48,  // the deny / approve / mask rule behind a refusal or a masking (repeated)
+  kRule = 48,
+  // SSH (numbered apart so that other modules can add tags before them).
+  kStream = 64,  // kOutput: "out" or "err"
+  kChannel,      // decimal channel number within the session, from 1  // the deny / approve / mask rule behind a refusal or a masking (repeated)
   // Identity and the control plane (numbered apart so that other modules can add tags before).
   kClaim = 96,    // repeated: "name=value", a CI provenance claim of the session's token
   kTokenLineage,  // repeated, earliest first: jtis of the tokens the session's was exchanged from

@@ -156,6 +156,12 @@ std::string describe_event(const StoredEvent& e) {
     }
     case EventType::kNotice:
       return fmt::format("notice {}", f(FieldTag::kMessage));
+    case EventType::kOutput: {
+      std::string text = fmt::format("output {} {}", f(FieldTag::kStream), f(FieldTag::kText));
+      if (!e.first(FieldTag::kTextBytes).empty())
+        text += fmt::format(" … [{} bytes in all]", f(FieldTag::kTextBytes));
+      return text;
+    }
     case EventType::kAdmin: {
       std::vector<std::string> chain, details;
       for (auto v : e.all(FieldTag::kChainMember)) chain.emplace_back(v);

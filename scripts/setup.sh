@@ -6,8 +6,8 @@ packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev clang-16 libclang-rt-16-dev
   liburing-dev libssl-dev libhyperscan-dev libpg-query-dev libyaml-cpp-dev libcli11-dev
   nlohmann-json3-dev libsqlite3-dev libfmt-dev libpq-dev libcpp-httplib-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libre2-dev
-  postgresql postgresql-client openssl procps util-linux
+  libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libre2-dev libssh-dev
+  postgresql postgresql-client openssh-server openssh-client openssl procps util-linux
 )
 packages+=("$@")
 

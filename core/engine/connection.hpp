@@ -53,6 +53,7 @@ class Link {
 
   bool is_open() const { return fd_ >= 0 && !gone_; }
   bool tls_active() const { return tls_ != nullptr; }
+  bool watched() const { return watched_; }
 
  private:
   friend class Shard;
@@ -71,6 +72,13 @@ class Link {
   bool gone_ = false;              // peer closed or failed; no more input or output
   bool waiting_for_buffers_ = false;
   bool shut_write_ = false;
+  // Readiness mode (Connection::watch): polled instead of received from and sent to.
+  bool watched_ = false;
+  bool poll_in_armed_ = false;   // the multishot POLLIN
+  bool poll_out_armed_ = false;  // a one-shot POLLOUT
+  bool want_writable_ = false;
+  bool hangup_ = false;          // no more polls once the peer hung up
+  uint32_t ready_again_ = 0;     // readiness to report at the next turn of the loop
 };
 
 class Connection {
@@ -81,6 +89,19 @@ class Connection {
 
   // Moves `n` input bytes of `from` to the output of the other side without copying them.
   void forward(Side from, uint64_t n);
+
+  // Readiness mode, for a session whose library does its own non-blocking I/O on the socket
+  // (libssh): from now on the engine neither receives nor sends on `side`; it keeps a multishot
+  // POLLIN armed on the socket (POLLOUT on request) and reports readiness with on_ready. Returns
+  // a non-blocking duplicate of the descriptor that the caller owns and closes; the engine closes
+  // its own at the end. The side must be connected, with nothing received or queued yet.
+  Result<int> watch(Side side);
+  // Reports kWritable once, when the watched side can take more bytes.
+  void want_writable(Side side);
+  // Reports `readiness` again at the next turn of the loop, without a syscall. A multishot poll
+  // reports new arrivals only, so a session that stops early to bound its work asks for the rest
+  // this way.
+  void ready_again(Side side, uint32_t readiness = kReadable);
 
   // Opens the upstream TCP connection; on_upstream_connected reports the outcome.
   void connect_upstream(const sockaddr_storage& address, socklen_t length);
@@ -138,6 +159,7 @@ class Connection {
   bool active_since_tick_ = false;  // any I/O since the last tick; idle ones give memory back
   bool drain_notified_ = false;
   bool cancels_issued_ = false;
+  bool ready_again_listed_ = false;  // in the shard's list for the next turn
 };
 
 }  // namespace gh::engine

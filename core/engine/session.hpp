@@ -15,6 +15,13 @@ enum class Side : uint8_t { kClient = 0, kUpstream = 1 };
 inline Side other(Side s) { return s == Side::kClient ? Side::kUpstream : Side::kClient; }
 inline const char* side_name(Side s) { return s == Side::kClient ? "client" : "upstream"; }
 
+// What a watched socket (Connection::watch) is ready for, as poll(2) reports it.
+enum Readiness : uint32_t {
+  kReadable = 1u << 0,
+  kWritable = 1u << 1,
+  kHangup = 1u << 2,  // hung up or failed: reading finds the end of stream or the error
+};
+
 // Why a side stopped: error 0 is an orderly end of stream, otherwise an errno value; detail
 // carries TLS reasons.
 struct PeerClosed {
@@ -41,6 +48,8 @@ class ProtocolSession {
   virtual void on_policy_changed(Connection&) {}
   virtual void on_control(Connection&, uint32_t /*value*/) {}  // from post_control
   virtual void on_drain(Connection&) {}     // the server is shutting down: finish and close
+  // A watched side (Connection::watch) is ready: the session's own library does the I/O now.
+  virtual void on_ready(Connection&, Side, uint32_t /*readiness*/) {}
 };
 
 struct ListenerInfo {

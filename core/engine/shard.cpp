@@ -3,7 +3,9 @@
 #include "core/engine/shard.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -29,7 +31,17 @@ struct SendBlock {
 
 namespace {
 
-enum class Op : uint8_t { kIgnore = 0, kAccept, kRecv, kSend, kConnect, kTimer, kControl };
+enum class Op : uint8_t {
+  kIgnore = 0,
+  kAccept,
+  kRecv,
+  kSend,
+  kConnect,
+  kTimer,
+  kControl,
+  kPollIn,
+  kPollOut,
+};
 
 // user_data layout: op (8 bits) | side (8) | generation (16) | slot or listener (32).
 constexpr uint64_t pack(Op op, uint32_t slot, uint16_t generation = 0, Side side = Side::kClient) {
@@ -211,6 +223,43 @@ void Connection::open_outbound(const sockaddr_storage& address, socklen_t length
   shard_->open_outbound(address, length, std::move(session));
 }
 
+Result<int> Connection::watch(Side side) {
+  Link& l = link(side);
+  GH_ASSERT(l.fd_ >= 0 && !l.gone_ && !l.connecting_ && !l.tls_ && !l.watched_);
+  GH_ASSERT(l.recv_ == Link::Recv::kIdle && l.send_ == nullptr);
+  GH_ASSERT(l.in_.empty() && l.queued_output() == 0);
+  const int fd = fcntl(l.fd_, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return fail(fmt::format("dup of the {} socket: {}", side_name(side), strerror(errno)));
+  // O_NONBLOCK belongs to the open file description: the duplicate and ours share it.
+  const int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return fail(fmt::format("non-blocking {} socket: {}", side_name(side), strerror(e)));
+  }
+  l.watched_ = true;
+  shard_->mark_dirty(*this);
+  return fd;
+}
+
+void Connection::want_writable(Side side) {
+  Link& l = link(side);
+  GH_ASSERT(l.watched_);
+  if (l.want_writable_) return;
+  l.want_writable_ = true;
+  shard_->mark_dirty(*this);
+}
+
+void Connection::ready_again(Side side, uint32_t readiness) {
+  Link& l = link(side);
+  GH_ASSERT(l.watched_);
+  l.ready_again_ |= readiness;
+  if (!ready_again_listed_) {
+    ready_again_listed_ = true;
+    shard_->ready_again_.push_back(this);
+  }
+}
+
 uint32_t Connection::shard_index() const { return shard_->index(); }
 bool Connection::draining() const { return shard_->draining_; }
 uint64_t Connection::now_ms() const { return shard_->now_ms(); }
@@ -327,9 +376,11 @@ void Shard::run() {
   for (uint32_t i = 0; i < listeners_.size(); ++i) arm_accept(listeners_[i]);
   arm_timer();
   while (true) {
+    deliver_ready_again();
     flush_dirty();
     if (draining_ && live_ == 0) break;
-    const int rc = io_uring_submit_and_wait(&ring_, 1);
+    // Deferred readiness is due at the next turn: look for completions without sleeping.
+    const int rc = ready_again_.empty() ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit(&ring_);
     if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EBUSY && rc != -EAGAIN) {
       fmt::print(stderr, "gatehouse: shard {}: io_uring_submit_and_wait: {}\n", index(),
                  strerror(-rc));
@@ -384,6 +435,10 @@ void Shard::handle(const io_uring_cqe& cqe) {
       break;
     case Op::kConnect:
       on_connect(*c, cqe.res);
+      break;
+    case Op::kPollIn:
+    case Op::kPollOut:
+      on_poll(*c, side_of(d), op_of(d) == Op::kPollOut, cqe.res, cqe.flags);
       break;
     default:
       GH_ASSERT(false);
@@ -570,6 +625,51 @@ void Shard::on_connect(Connection& c, int res) {
   if (!c.closing_ && c.session_) c.session_->on_upstream_connected(c, res < 0 ? -res : 0);
 }
 
+void Shard::on_poll(Connection& c, Side side, bool out, int res, uint32_t flags) {
+  Link& l = c.link(side);
+  if (out) {
+    l.poll_out_armed_ = false;
+    --c.ops_in_flight_;
+  } else if (!(flags & IORING_CQE_F_MORE)) {
+    l.poll_in_armed_ = false;  // re-armed by service() unless the peer hung up
+    --c.ops_in_flight_;
+  }
+  mark_dirty(c);
+  if (res == -ECANCELED || c.closing_ || !c.session_) return;
+  uint32_t ready = 0;
+  if (res < 0) {
+    ready = kHangup;  // the poll itself failed: nothing more to wait for on this socket
+  } else {
+    if (res & POLLIN) ready |= kReadable;
+    if (res & POLLOUT) ready |= kWritable;
+    if (res & (POLLHUP | POLLERR)) ready |= kHangup | kReadable;
+  }
+  if (ready & kHangup) l.hangup_ = true;
+  if (ready & kWritable) l.want_writable_ = false;
+  // A paused session pumps everything on resume; what arrives meanwhile needs no report.
+  if (ready != 0 && !c.paused_) c.session_->on_ready(c, side, ready);
+}
+
+void Shard::deliver_ready_again() {
+  if (ready_again_.empty()) return;
+  std::vector<Connection*> batch;
+  batch.swap(ready_again_);  // requests made while delivering wait for the next turn
+  for (Connection* c : batch) {
+    c->ready_again_listed_ = false;
+    for (Link& l : c->links_) {
+      const uint32_t ready = l.ready_again_;
+      l.ready_again_ = 0;
+      if (ready == 0 || c->closing_ || c->paused_ || !c->session_ || !l.watched_) continue;
+      c->session_->on_ready(*c, l.side_, ready);
+    }
+    mark_dirty(*c);
+  }
+  if (ready_again_.empty()) {
+    batch.clear();
+    ready_again_.swap(batch);  // keep the capacity
+  }
+}
+
 void Shard::on_control(uint32_t slot, uint32_t value) {
   if (slot >= slots_.size() || !slots_[slot]) return;
   Connection& c = *slots_[slot];
@@ -674,6 +774,10 @@ void Shard::flush_dirty() {
 
 void Shard::service(Connection& c) {
   for (Link& l : c.links_) {
+    if (l.watched_) {
+      service_watched(c, l);
+      continue;
+    }
     const Link& peer = c.link(other(l.side_));
     if (l.fd_ >= 0 && !l.gone_ && !l.connecting_ && !c.closing_) {
       const uint64_t backlog = l.in_.bytes() + peer.queued_output();
@@ -687,6 +791,28 @@ void Shard::service(Connection& c) {
     prepare_send(c, l);
   }
   if (c.closing_) try_finish_close(c);
+}
+
+void Shard::service_watched(Connection& c, Link& l) {
+  if (l.fd_ >= 0 && !l.gone_ && !l.hangup_ && !c.closing_) {
+    if (!l.poll_in_armed_) arm_poll(c, l, false);
+    if (l.want_writable_ && !l.poll_out_armed_) arm_poll(c, l, true);
+  }
+  prepare_send(c, l);  // nothing to send; at close it shuts the write side after the session's bytes
+}
+
+void Shard::arm_poll(Connection& c, Link& l, bool out) {
+  io_uring_sqe* s = sqe();
+  if (out) {
+    io_uring_prep_poll_add(s, l.fd_, POLLOUT);
+    io_uring_sqe_set_data64(s, pack(Op::kPollOut, c.slot_, c.generation_, l.side_));
+    l.poll_out_armed_ = true;
+  } else {
+    io_uring_prep_poll_multishot(s, l.fd_, POLLIN);
+    io_uring_sqe_set_data64(s, pack(Op::kPollIn, c.slot_, c.generation_, l.side_));
+    l.poll_in_armed_ = true;
+  }
+  ++c.ops_in_flight_;
 }
 
 void Shard::arm_recv(Connection& c, Link& l) {
@@ -757,7 +883,8 @@ void Shard::try_finish_close(Connection& c) {
   for (Link& l : c.links_) {
     if (l.fd_ < 0) continue;
     if (l.recv_ == Link::Recv::kArmed) cancel_recv(c, l);
-    if ((l.send_ != nullptr || l.connecting_) && !c.cancels_issued_) {
+    if ((l.send_ != nullptr || l.connecting_ || l.poll_in_armed_ || l.poll_out_armed_) &&
+        !c.cancels_issued_) {
       io_uring_sqe* s = sqe();
       io_uring_prep_cancel_fd(s, l.fd_, IORING_ASYNC_CANCEL_ALL);
       io_uring_sqe_set_data64(s, pack(Op::kIgnore, 0));
@@ -805,6 +932,9 @@ void Shard::free_slot(Connection& c) {
     while (!l.in_.empty()) pool_->unref(l.in_.pop_front().buffer);
     while (!l.out_.empty()) pool_->unref(l.out_.pop_front().buffer);
     while (!l.wire_.empty()) pool_->unref(l.wire_.pop_front().buffer);
+  }
+  if (c.ready_again_listed_) {
+    ready_again_.erase(std::find(ready_again_.begin(), ready_again_.end(), &c));
   }
   const uint32_t slot = c.slot_;
   ++generations_[slot];

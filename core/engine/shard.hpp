@@ -96,11 +96,15 @@ class Shard {
   void on_connect(Connection& c, int res);
   void on_tick();
   void on_control(uint32_t slot, uint32_t value);
+  void on_poll(Connection& c, Side side, bool out, int res, uint32_t flags);
 
   void arm_accept(ListenerState& l);
   void arm_timer();
   void arm_recv(Connection& c, Link& l);
   void cancel_recv(Connection& c, Link& l);
+  void arm_poll(Connection& c, Link& l, bool out);
+  void service_watched(Connection& c, Link& l);
+  void deliver_ready_again();
   void prepare_send(Connection& c, Link& l);
   void tls_receive(Connection& c, Link& l, BufferId buffer, uint32_t length);
   void tls_pump_output(Link& l);
@@ -143,6 +147,7 @@ class Shard {
   uint32_t paused_ = 0;
   std::vector<Connection*> dirty_;
   std::vector<Connection*> buffer_waiters_;
+  std::vector<Connection*> ready_again_;  // on_ready to deliver at the next turn (watch mode)
   std::vector<std::unique_ptr<SendBlock>> send_blocks_;
   std::vector<SendBlock*> free_send_blocks_;
 

@@ -482,7 +482,8 @@ class Session final : public engine::ProtocolSession {
     const config::ConnectionConfig* connection = nullptr;
     if (!identity) {
       refusal = identity.error().message;
-    } else if ((connection = ctx_.config->find_connection(database_)) == nullptr) {
+    } else if ((connection = ctx_.config->find_connection(database_)) == nullptr ||
+               connection->protocol != "postgres") {
       refusal = fmt::format("no connection named '{}'", database_);
     } else if (const gh::identity::Revocation* revoked =
                    ctx_.shards[shard_]->revocations.get().find(*identity)) {

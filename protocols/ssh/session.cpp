@@ -1,0 +1,1095 @@
+// SSH session state machine: libssh (non-blocking, its sockets polled by the shard's io_uring
+// through Connection::watch) on both sides, exec channels relayed one to one, everything
+// recorded. libssh runs in its message-queue mode: requests wait in libssh's queue until the
+// session answers them, so every answer to the caller can mirror the host's (auth after the
+// upstream login, channel opens after the upstream open, exec after the upstream reply). libssh
+// calls back into this file only from the pump (channel callbacks that set flags).
+// Must not do socket I/O beyond libssh's on watched sockets, or own policy rules.
+#include "protocols/ssh/session.hpp"
+
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+#include <libssh/server.h>
+#include <openssl/rand.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "core/access.hpp"
+#include "record/event.hpp"
+
+// libssh 0.10 marks the message accessors of its queue mode deprecated in favour of the
+// callback mode, which cannot defer an answer; the accessors are kept in 0.10 and 0.11.
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+namespace gh::ssh {
+
+ShardState::~ShardState() {
+  for (ssh_bind b : binds) {
+    if (b != nullptr) ssh_bind_free(b);
+  }
+}
+
+namespace {
+
+using engine::Connection;
+using engine::Side;
+using rec::EventType;
+using rec::Field;
+using rec::FieldTag;
+
+uint64_t random_u64() {
+  uint64_t v = 0;
+  GH_ASSERT(RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) == 1);
+  return v;
+}
+
+std::string_view text_of(const char* s) { return s != nullptr ? std::string_view(s) : std::string_view(); }
+
+struct MessageDeleter {
+  void operator()(ssh_message m) const { ssh_message_free(m); }
+};
+using Message = std::unique_ptr<ssh_message_struct, MessageDeleter>;
+
+// A record that could not enter the ring yet: owned copies, pushed before anything newer.
+struct PendingRecord {
+  EventType type;
+  uint32_t sequence;
+  uint64_t time_ns;
+  std::vector<std::pair<FieldTag, std::string>> fields;
+};
+
+// Output streams of a channel: 0 stdout, 1 stderr (what ssh_channel_read's is_stderr takes).
+constexpr const char* kStreamNames[2] = {"out", "err"};
+
+// One caller channel and its upstream twin.
+struct Channel {
+  uint32_t number = 0;             // within the session, from 1, for the records
+  ssh_channel client = nullptr;    // server role, toward the caller
+  ssh_channel upstream = nullptr;  // client role, toward the host
+  Message open_request;            // the caller's CHANNEL_OPEN, answered after the upstream open
+  bool open = false;               // both sides open, relaying
+  std::deque<Message> requests;    // the caller's channel requests, answered one at a time
+  bool request_sent = false;       // the head of `requests` went upstream, its answer is awaited
+  bool exec_started = false;
+  std::string command;
+  // Set by libssh callbacks.
+  bool client_closed = false;
+  bool upstream_eof = false;
+  bool upstream_closed = false;
+  std::optional<int> exit_status;
+  std::string exit_signal;
+  bool exit_core = false;
+  std::string exit_message;
+  // Progress.
+  bool eof_to_client = false;
+  bool eof_to_upstream = false;
+  bool exit_relayed = false;
+  bool denied = false;         // a guardrail refused the exec: finished toward the caller only
+  std::string carry_in;        // caller's bytes read, not yet taken by the host's window
+  std::string held[2];         // output waiting for the end of its line before masking
+  std::string carry[2];        // output read (and masked), not yet taken by the caller's window
+  uint64_t bytes[2] = {0, 0};  // relayed output per stream
+  uint64_t recorded[2] = {0, 0};
+  ssh_channel_callbacks_struct client_callbacks{};
+  ssh_channel_callbacks_struct upstream_callbacks{};
+};
+
+class Session final : public engine::ProtocolSession {
+ public:
+  Session(const GatewayContext& ctx, uint32_t shard, const engine::ListenerInfo& listener)
+      : ctx_(ctx), state_(*ctx.shards[shard]), shard_(shard), listener_(listener),
+        session_id_(random_u64()) {}
+
+  ~Session() override {
+    for (auto& ch : channels_) release_channel_handles(*ch);
+    pending_auth_.reset();
+    for (int i = 0; i < 2; ++i) {
+      if (events_[i] != nullptr) {
+        if (sessions_[i] != nullptr) ssh_event_remove_session(events_[i], sessions_[i]);
+        ssh_event_free(events_[i]);
+      }
+    }
+    for (ssh_session s : sessions_) {
+      if (s != nullptr) ssh_free(s);  // closes libssh's duplicate of the socket
+    }
+  }
+
+  // ---- engine callbacks -------------------------------------------------------------------------
+
+  void on_start(Connection& c) override {
+    c.set_deadline_ms(ctx_.config->engine.auth_timeout_ms);
+    auto fd = c.watch(Side::kClient);
+    if (!fd) return fail_before_login(c, "client socket: " + fd.error().message);
+    ssh_session s = ssh_new();
+    if (s == nullptr) {
+      ::close(*fd);
+      return fail_before_login(c, "out of memory for an SSH session");
+    }
+    sessions_[0] = s;
+    ssh_bind bind = state_.binds[listener_.index];
+    GH_ASSERT(bind != nullptr);
+    if (ssh_bind_accept_fd(bind, s, *fd) != SSH_OK) {
+      return fail_before_login(c, fmt::format("SSH accept: {}", ssh_get_error(s)));
+    }
+    ssh_set_blocking(s, 0);
+    ssh_set_auth_methods(s, SSH_AUTH_METHOD_PASSWORD);
+    phase_ = Phase::kHandshake;
+    pump(c);
+  }
+
+  void on_input(Connection&, Side) override {}  // both sides are watched: no engine input
+
+  void on_ready(Connection& c, Side, uint32_t) override { pump(c); }
+  void on_resume(Connection& c) override { pump(c); }
+
+  void on_upstream_connected(Connection& c, int error) override {
+    if (phase_ != Phase::kUpstreamConnecting) return;
+    if (error != 0) {
+      return refuse_login(c, "gatehouse could not reach the host",
+                          fmt::format("upstream connect to {} failed: {}",
+                                      connection_->upstream.address.text, strerror(error)));
+    }
+    auto fd = c.watch(Side::kUpstream);
+    if (!fd) return refuse_login(c, "gatehouse could not reach the host", fd.error().message);
+    ssh_session s = ssh_new();
+    if (s == nullptr) {
+      ::close(*fd);
+      return refuse_login(c, "gatehouse could not reach the host", "out of memory");
+    }
+    sessions_[1] = s;
+    const auto& up = connection_->upstream;
+    const Key& pinned = state_.pinned_keys.at(connection_->name);
+    const std::string host_keys = host_key_algorithms(pinned.get());
+    socket_t socket = *fd;
+    const bool no = false;
+    bool ok = ssh_options_set(s, SSH_OPTIONS_FD, &socket) == SSH_OK;
+    ok = ok && ssh_options_set(s, SSH_OPTIONS_HOST, up.host.c_str()) == SSH_OK;
+    ok = ok && ssh_options_set(s, SSH_OPTIONS_USER, up.user.c_str()) == SSH_OK;
+    ok = ok && ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &no) == SSH_OK;
+    ok = ok && ssh_options_set(s, SSH_OPTIONS_HOSTKEYS, host_keys.c_str()) == SSH_OK;
+    ok = ok && ssh_options_set(s, SSH_OPTIONS_KEY_EXCHANGE, kKeyExchanges) == SSH_OK;
+    ok = ok && ssh_options_set(s, SSH_OPTIONS_CIPHERS_C_S, kCiphers) == SSH_OK;
+    ok = ok && ssh_options_set(s, SSH_OPTIONS_CIPHERS_S_C, kCiphers) == SSH_OK;
+    ok = ok && ssh_options_set(s, SSH_OPTIONS_HMAC_C_S, kMacs) == SSH_OK;
+    ok = ok && ssh_options_set(s, SSH_OPTIONS_HMAC_S_C, kMacs) == SSH_OK;
+    if (!ok) {
+      ::close(*fd);  // not yet handed to libssh's socket
+      return refuse_login(c, "gatehouse could not reach the host",
+                          fmt::format("upstream SSH options: {}", ssh_get_error(s)));
+    }
+    ssh_set_blocking(s, 0);
+    phase_ = Phase::kUpstreamHandshake;
+    pump(c);
+  }
+
+  void on_peer_closed(Connection& c, const engine::PeerClosed& closed) override {
+    // Watched sides report through libssh; this is a connect that failed after all.
+    if (closed.side == Side::kUpstream && phase_ == Phase::kUpstreamConnecting) {
+      return refuse_login(c, "gatehouse could not reach the host", "upstream connection failed");
+    }
+    pump(c);
+  }
+
+  void on_deadline(Connection& c) override {
+    if (phase_ == Phase::kReady || phase_ == Phase::kDone) return;
+    if (phase_ >= Phase::kUpstreamConnecting) {
+      return refuse_login(c, "gatehouse could not reach the host",
+                          fmt::format("upstream login not complete within {} ms (phase {})",
+                                      ctx_.config->engine.connect_timeout_ms, phase_name()));
+    }
+    fail_before_login(c, fmt::format("login not complete within its deadline (phase {})", phase_name()));
+  }
+
+  void on_policy_changed(Connection& c) override {
+    if (!started_ || phase_ == Phase::kDone || c.closing()) return;
+    if (const identity::Revocation* revoked = state_.revocations.get().find(identity_)) {
+      end_session(c, "token revoked: " + identity::describe(*revoked));
+    }
+  }
+
+  void on_drain(Connection& c) override {
+    if (phase_ == Phase::kDone) return;
+    end_session(c, "gateway shutdown");
+  }
+
+ private:
+  enum class Phase : uint8_t {
+    kStart,
+    kHandshake,           // key exchange with the caller
+    kAuth,                // waiting for the caller's token
+    kUpstreamConnecting,  // TCP toward the host
+    kUpstreamHandshake,   // key exchange with the host, host key check
+    kUpstreamAuth,        // login with the gateway's credentials
+    kReady,
+    kDone,
+  };
+
+  const char* phase_name() const {
+    switch (phase_) {
+      case Phase::kStart: return "start";
+      case Phase::kHandshake: return "handshake";
+      case Phase::kAuth: return "auth";
+      case Phase::kUpstreamConnecting: return "upstream-connecting";
+      case Phase::kUpstreamHandshake: return "upstream-handshake";
+      case Phase::kUpstreamAuth: return "upstream-auth";
+      case Phase::kReady: return "ready";
+      case Phase::kDone: return "done";
+    }
+    return "?";
+  }
+
+  ssh_session client() const { return sessions_[0]; }
+  ssh_session upstream() const { return sessions_[1]; }
+
+  // ---- the pump ---------------------------------------------------------------------------------
+
+  // Reads what the sockets have, then lets every part of the state machine move. Bounded by
+  // Limits::pump_rounds_max; when work remains, the engine is asked to come back at its next turn.
+  void pump(Connection& c) {
+    if (pumping_) return;
+    pumping_ = true;
+    uint32_t round = 0;
+    for (; round < ctx_.limits.pump_rounds_max; ++round) {
+      if (!flush_pending_records(c)) break;  // the ring is full: nothing moves meanwhile
+      if (phase_ == Phase::kDone || c.closing()) break;
+      bool progress = poll_sockets();
+      progress |= step(c);
+      if (phase_ == Phase::kDone || c.closing()) break;
+      if (!progress) break;
+    }
+    pumping_ = false;
+    if (phase_ == Phase::kDone || c.closing()) return;
+    if (round == ctx_.limits.pump_rounds_max) c.ready_again(Side::kClient);
+    for (int i = 0; i < 2; ++i) {
+      // libssh keeps what the socket did not take and flushes it when polled writable.
+      if (sessions_[i] != nullptr && (ssh_get_poll_flags(sessions_[i]) & SSH_WRITE_PENDING))
+        c.want_writable(Side(i));
+    }
+  }
+
+  bool poll_sockets() {
+    bool progress = false;
+    for (int i = 0; i < 2; ++i) {
+      if (events_[i] == nullptr) continue;
+      if (ssh_event_dopoll(events_[i], 0) == SSH_OK) progress = true;
+    }
+    return progress;
+  }
+
+  // Puts a libssh session's socket into its own event so that one non-blocking poll(2) of that
+  // socket reads it (libssh creates the poll handle during its first handshake call).
+  void watch_session(int side) {
+    if (events_[side] != nullptr) return;
+    events_[side] = ssh_event_new();
+    GH_ASSERT(events_[side] != nullptr);
+    if (ssh_event_add_session(events_[side], sessions_[side]) != SSH_OK) {
+      ssh_event_free(events_[side]);
+      events_[side] = nullptr;
+    }
+  }
+
+  bool alive(int side) const {
+    ssh_session s = sessions_[side];
+    return s != nullptr && (ssh_get_status(s) & (SSH_CLOSED | SSH_CLOSED_ERROR)) == 0;
+  }
+
+  bool step(Connection& c) {
+    bool progress = false;
+    if (sessions_[0] != nullptr && !alive(0)) {
+      end_session(c, phase_ == Phase::kReady ? std::string("client disconnected")
+                                             : fmt::format("client disconnected during {}: {}",
+                                                           phase_name(), ssh_get_error(client())));
+      return true;
+    }
+    switch (phase_) {
+      case Phase::kHandshake: {
+        const int rc = ssh_handle_key_exchange(client());
+        watch_session(0);
+        if (rc == SSH_OK) {
+          phase_ = Phase::kAuth;
+          progress = true;
+        } else if (rc == SSH_ERROR) {
+          fail_before_login(c, fmt::format("SSH handshake with the client failed: {}", ssh_get_error(client())));
+          return true;
+        }
+        break;
+      }
+      case Phase::kUpstreamHandshake:
+        progress |= step_upstream_handshake(c);
+        break;
+      case Phase::kUpstreamAuth:
+        progress |= step_upstream_auth(c);
+        break;
+      default:
+        break;
+    }
+    if (phase_ == Phase::kDone) return true;
+    if (phase_ >= Phase::kAuth) progress |= client_messages(c);
+    if (phase_ == Phase::kReady) {
+      if (!alive(1)) {
+        upstream_gone(c);
+        return true;
+      }
+      progress |= upstream_messages();
+      for (size_t i = 0; i < channels_.size() && phase_ == Phase::kReady; ++i) {
+        progress |= step_channel(c, *channels_[i]);
+      }
+      progress |= reap_channels();
+    }
+    return progress;
+  }
+
+  // ---- the caller's side: authentication --------------------------------------------------------
+
+  bool client_messages(Connection& c) {
+    bool progress = false;
+    for (uint32_t n = 0; n < ctx_.limits.messages_per_round_max; ++n) {
+      if (phase_ == Phase::kDone) return true;
+      // Answers to the caller wait while the upstream login runs.
+      if (phase_ > Phase::kAuth && phase_ < Phase::kReady) return progress;
+      Message m(ssh_message_get(client()));
+      if (!m) return progress;
+      progress = true;
+      switch (ssh_message_type(m.get())) {
+        case SSH_REQUEST_SERVICE:
+          ssh_message_service_reply_success(m.get());
+          break;
+        case SSH_REQUEST_AUTH:
+          on_auth(c, std::move(m));
+          break;
+        case SSH_REQUEST_CHANNEL_OPEN:
+          on_channel_open(c, std::move(m));
+          break;
+        case SSH_REQUEST_CHANNEL:
+          on_channel_request(c, std::move(m));
+          break;
+        default:  // global requests (port forwarding) and anything else: refused
+          ssh_message_reply_default(m.get());
+          break;
+      }
+    }
+    return progress;
+  }
+
+  void on_auth(Connection& c, Message m) {
+    if (phase_ != Phase::kAuth) {
+      ssh_message_reply_default(m.get());
+      return;
+    }
+    user_ = std::string(text_of(ssh_message_auth_user(m.get())));
+    if (ssh_message_subtype(m.get()) != SSH_AUTH_METHOD_PASSWORD) {
+      // "none", "publickey"...: offer the token method.
+      ssh_message_auth_set_methods(m.get(), SSH_AUTH_METHOD_PASSWORD);
+      ssh_message_reply_default(m.get());
+      return;
+    }
+    ++auth_attempts_;
+    const std::string token(text_of(ssh_message_auth_password(m.get())));
+    authenticate(c, std::move(m), token);
+  }
+
+  // The token is the only proof of identity; every refusal looks the same to the caller.
+  // Validation, revocation and access rules are the ones PostgreSQL logins go through.
+  void authenticate(Connection& c, Message m, std::string_view token) {
+    const int64_t now_s = int64_t(std::time(nullptr));
+    auto identity = state_.tokens.validate(token, now_s);
+    std::string refusal;
+    const config::ConnectionConfig* connection = nullptr;
+    if (!identity) {
+      refusal = identity.error().message;
+    } else if ((connection = ctx_.config->find_connection(user_)) == nullptr ||
+               connection->protocol != "ssh") {
+      refusal = fmt::format("no SSH connection named '{}'", user_);
+    } else if (const identity::Revocation* revoked = state_.revocations.get().find(*identity)) {
+      refusal = "token revoked: " + identity::describe(*revoked);
+    } else if (auto denied = access::refusal(*connection, *identity)) {
+      refusal = std::move(*denied);
+    }
+    std::vector<std::string> claims;
+    if (identity) {
+      for (const auto& [name, value] : identity->provenance) claims.push_back(name + "=" + value);
+    }
+    if (!refusal.empty()) {
+      std::vector<Field> fields{{FieldTag::kProtocol, "ssh"},
+                                {FieldTag::kClientAddress, c.client_address()},
+                                {FieldTag::kUser, user_},
+                                {FieldTag::kReason, refusal}};
+      const std::vector<std::string> chain = identity ? identity->chain() : std::vector<std::string>{};
+      for (const auto& member : chain) fields.push_back({FieldTag::kChainMember, member});
+      record(c, EventType::kAuthFailure, fields);
+      ssh_message_auth_set_methods(m.get(), SSH_AUTH_METHOD_PASSWORD);
+      ssh_message_reply_default(m.get());
+      if (auth_attempts_ >= ctx_.limits.auth_attempts_max) {
+        phase_ = Phase::kDone;
+        ssh_disconnect(client());
+        finish(c);
+      }
+      return;
+    }
+    connection_ = connection;
+    if (auto p = ctx_.policies.find(connection->name); p != ctx_.policies.end()) policy_ = p->second;
+    std::vector<Field> fields{{FieldTag::kProtocol, "ssh"},
+                              {FieldTag::kConnection, connection->name},
+                              {FieldTag::kClientAddress, c.client_address()},
+                              {FieldTag::kUser, user_},
+                              {FieldTag::kIssuer, identity->issuer},
+                              {FieldTag::kTokenId, identity->token_id}};
+    const std::vector<std::string> chain = identity->chain();
+    for (const auto& member : chain) fields.push_back({FieldTag::kChainMember, member});
+    for (const auto& g : identity->groups) fields.push_back({FieldTag::kGroup, g});
+    for (const auto& claim : claims) fields.push_back({FieldTag::kClaim, claim});
+    for (const auto& id : identity->lineage) fields.push_back({FieldTag::kTokenLineage, id});
+    record(c, EventType::kSessionStart, fields);
+    // Kept for on_policy_changed (revocation); the rest is dropped to keep a session small.
+    identity_ = std::move(*identity);
+    identity_.claims = nlohmann::json();
+    identity_.groups = {};
+    identity_.provenance = {};
+    identity_.connections.reset();
+    started_ = true;
+    pending_auth_ = std::move(m);  // answered once the host accepted the gateway's login
+    phase_ = Phase::kUpstreamConnecting;
+    c.set_deadline_ms(ctx_.config->engine.connect_timeout_ms);
+    c.connect_upstream(connection->upstream.address.storage, connection->upstream.address.length);
+  }
+
+  // ---- the host's side: handshake, host key, login ----------------------------------------------
+
+  bool step_upstream_handshake(Connection& c) {
+    const int rc = ssh_connect(upstream());
+    watch_session(1);
+    if (rc == SSH_AGAIN) return false;
+    if (rc != SSH_OK) {
+      refuse_login(c, "gatehouse could not reach the host",
+                   fmt::format("upstream SSH handshake failed: {}", ssh_get_error(upstream())));
+      return true;
+    }
+    ssh_key presented = nullptr;
+    if (ssh_get_server_publickey(upstream(), &presented) != SSH_OK || presented == nullptr) {
+      refuse_login(c, "gatehouse could not reach the host", "upstream presented no host key");
+      return true;
+    }
+    Key owned(presented);
+    const Key& pinned = state_.pinned_keys.at(connection_->name);
+    if (ssh_key_cmp(presented, pinned.get(), SSH_KEY_CMP_PUBLIC) != 0) {
+      refuse_login(c, "the host's key does not match the key gatehouse pins for it",
+                   fmt::format("upstream host key mismatch: pinned {} {}, presented {} {}",
+                               ssh_key_type_to_char(ssh_key_type(pinned.get())), fingerprint(pinned.get()),
+                               ssh_key_type_to_char(ssh_key_type(presented)), fingerprint(presented)));
+      return true;
+    }
+    phase_ = Phase::kUpstreamAuth;
+    return true;
+  }
+
+  bool step_upstream_auth(Connection& c) {
+    int rc;
+    const auto& up = connection_->upstream;
+    if (!up.private_key_file.empty()) {
+      rc = ssh_userauth_publickey(upstream(), nullptr, state_.login_keys.at(connection_->name).get());
+    } else {
+      rc = ssh_userauth_password(upstream(), nullptr, up.password.c_str());
+    }
+    if (rc == SSH_AUTH_AGAIN) return false;
+    if (rc != SSH_AUTH_SUCCESS) {
+      refuse_login(c, "the host refused gatehouse's login",
+                   fmt::format("upstream refused the gateway's login as '{}' ({}): {}", up.user,
+                               up.private_key_file.empty() ? "password" : "key",
+                               rc == SSH_AUTH_ERROR ? ssh_get_error(upstream()) : "denied"));
+      return true;
+    }
+    ssh_message_auth_reply_success(pending_auth_.get(), 0);
+    pending_auth_.reset();
+    phase_ = Phase::kReady;
+    c.set_deadline_ms(0);
+    record(c, EventType::kNotice,
+           {Field{FieldTag::kMessage, fmt::format("logged in to {} as {}", up.address.text, up.user)}});
+    return true;
+  }
+
+  // The caller gets a banner with the reason in its own words, then an authentication failure
+  // and a disconnect; the trail gets the precise reason.
+  void refuse_login(Connection& c, std::string_view client_message, std::string_view reason) {
+    if (phase_ == Phase::kDone) return;
+    if (client() != nullptr && alive(0)) {
+      ssh_string banner = ssh_string_from_char(fmt::format("gatehouse: {}\n", client_message).c_str());
+      if (banner != nullptr) {
+        ssh_send_issue_banner(client(), banner);
+        ssh_string_free(banner);
+      }
+      if (pending_auth_) ssh_message_reply_default(pending_auth_.get());
+    }
+    pending_auth_.reset();
+    record(c, EventType::kError,
+           {Field{FieldTag::kMessage, client_message}, Field{FieldTag::kReason, reason},
+            Field{FieldTag::kOrigin, "gateway"}});
+    end_session(c, reason);
+  }
+
+  // ---- channels: opening --------------------------------------------------------------------------
+
+  void record_refusal(Connection& c, std::string_view what, const Channel* ch = nullptr) {
+    const std::string number = ch != nullptr ? std::to_string(ch->number) : std::string();
+    std::vector<Field> fields{{FieldTag::kMessage, fmt::format("refused: {}", what)},
+                              {FieldTag::kOrigin, "gateway"}};
+    if (ch != nullptr) fields.push_back({FieldTag::kChannel, number});
+    record(c, EventType::kError, fields);
+  }
+
+  void on_channel_open(Connection& c, Message m) {
+    if (phase_ != Phase::kReady) {
+      ssh_message_reply_default(m.get());
+      return;
+    }
+    const int type = ssh_message_subtype(m.get());
+    if (type != SSH_CHANNEL_SESSION) {
+      // Port forwarding, X11 and agent channels are not relayed (yet): refused and recorded.
+      ssh_message_reply_default(m.get());
+      return record_refusal(c, fmt::format("channel of type {} (only session channels are relayed)", type));
+    }
+    if (live_channels() >= ctx_.limits.channels_max) {
+      ssh_message_reply_default(m.get());
+      return record_refusal(c, "channel: too many channels");
+    }
+    auto ch = std::make_unique<Channel>();
+    ch->number = ++channel_numbers_;
+    ch->open_request = std::move(m);
+    ch->upstream = ssh_channel_new(upstream());
+    channels_.push_back(std::move(ch));
+  }
+
+  uint32_t live_channels() const {
+    uint32_t n = 0;
+    for (const auto& ch : channels_) n += (ch->client_closed && ch->upstream_closed) ? 0 : 1;
+    return n;
+  }
+
+  // The host opens no channels toward the caller here (no forwarding): all refused.
+  bool upstream_messages() {
+    bool progress = false;
+    for (uint32_t n = 0; n < ctx_.limits.messages_per_round_max; ++n) {
+      Message m(ssh_message_get(upstream()));
+      if (!m) return progress;
+      progress = true;
+      ssh_message_reply_default(m.get());
+    }
+    return progress;
+  }
+
+  // Opens the host's twin of a caller's session channel, then accepts the caller's.
+  bool step_open(Connection& c, Channel& ch) {
+    const int rc = ch.upstream != nullptr ? ssh_channel_open_session(ch.upstream) : SSH_ERROR;
+    if (rc == SSH_AGAIN) return false;
+    if (rc != SSH_OK) {
+      ssh_message_reply_default(ch.open_request.get());
+      ch.open_request.reset();
+      record(c, EventType::kError,
+             {Field{FieldTag::kMessage, "the host refused a session channel"},
+              Field{FieldTag::kReason, ssh_get_error(upstream())}, Field{FieldTag::kOrigin, "upstream"}});
+      ch.client_closed = ch.upstream_closed = true;
+      return true;
+    }
+    ch.client = ssh_message_channel_request_open_reply_accept(ch.open_request.get());
+    ch.open_request.reset();
+    if (ch.client == nullptr) {
+      ch.client_closed = ch.upstream_closed = true;
+      return true;
+    }
+    install_callbacks(ch);
+    ch.open = true;
+    return true;
+  }
+
+  void install_callbacks(Channel& ch) {
+    auto& cc = ch.client_callbacks;
+    cc = ssh_channel_callbacks_struct{};
+    ssh_callbacks_init(&cc);
+    cc.userdata = &ch;
+    cc.channel_close_function = [](ssh_session, ssh_channel, void* u) {
+      static_cast<Channel*>(u)->client_closed = true;
+    };
+    ssh_set_channel_callbacks(ch.client, &cc);
+
+    auto& uc = ch.upstream_callbacks;
+    uc = ssh_channel_callbacks_struct{};
+    ssh_callbacks_init(&uc);
+    uc.userdata = &ch;
+    uc.channel_eof_function = [](ssh_session, ssh_channel, void* u) {
+      static_cast<Channel*>(u)->upstream_eof = true;
+    };
+    uc.channel_close_function = [](ssh_session, ssh_channel, void* u) {
+      static_cast<Channel*>(u)->upstream_closed = true;
+    };
+    uc.channel_exit_status_function = [](ssh_session, ssh_channel, int status, void* u) {
+      static_cast<Channel*>(u)->exit_status = status;
+    };
+    uc.channel_exit_signal_function = [](ssh_session, ssh_channel, const char* signal, int core,
+                                         const char* message, const char*, void* u) {
+      auto* ch = static_cast<Channel*>(u);
+      ch->exit_signal = text_of(signal);
+      ch->exit_core = core != 0;
+      ch->exit_message = text_of(message);
+    };
+    ssh_set_channel_callbacks(ch.upstream, &uc);
+  }
+
+  // ---- channels: requests ---------------------------------------------------------------------
+
+  Channel* channel_of(ssh_channel client_channel) {
+    for (auto& ch : channels_) {
+      if (ch->client == client_channel && ch->open) return ch.get();
+    }
+    return nullptr;
+  }
+
+  void on_channel_request(Connection& c, Message m) {
+    Channel* ch = channel_of(ssh_message_channel_request_channel(m.get()));
+    if (ch == nullptr || ch->client_closed || ch->upstream_closed ||
+        ch->requests.size() >= ctx_.limits.channel_requests_max) {
+      ssh_message_reply_default(m.get());
+      return;
+    }
+    const int type = ssh_message_subtype(m.get());
+    if (type == SSH_CHANNEL_REQUEST_EXEC) {
+      ch->requests.push_back(std::move(m));
+      return;
+    }
+    // Environment variables are not passed on (a caller must not steer the host's programs);
+    // terminals, shells and subsystems are not relayed yet.
+    ssh_message_reply_default(m.get());
+    if (type == SSH_CHANNEL_REQUEST_PTY) record_refusal(c, "pty-req (interactive sessions are not supported yet)", ch);
+    if (type == SSH_CHANNEL_REQUEST_SHELL) record_refusal(c, "shell (interactive sessions are not supported yet)", ch);
+    if (type == SSH_CHANNEL_REQUEST_SUBSYSTEM)
+      record_refusal(c, fmt::format("subsystem {} (not supported yet)", text_of(ssh_message_channel_request_subsystem(m.get()))), ch);
+    if (type == SSH_CHANNEL_REQUEST_X11) record_refusal(c, "x11-req", ch);
+  }
+
+  // The rule that denies `command`, if any: the connection's deny regexes over the whole line.
+  std::optional<std::string> denying_rule(std::string_view command) {
+    if (policy_ == nullptr) return std::nullopt;
+    const mask::PatternSet* set = policy_->sql.regexes();
+    if (set == nullptr) return std::nullopt;
+    state_.matches.clear();
+    if (auto r = set->scan(command, state_.scratch, state_.matches); !r) {
+      return std::string("scan failed: ") + r.error().message;  // fail closed
+    }
+    if (state_.matches.empty()) return std::nullopt;
+    return set->pattern(state_.matches.front().pattern).name;
+  }
+
+  // Judges the head of the channel's requests (an exec) and forwards it; answers the caller as
+  // the host answered.
+  bool step_request(Connection& c, Channel& ch) {
+    if (ch.requests.empty()) return false;
+    ssh_message m = ch.requests.front().get();
+    const std::string number = std::to_string(ch.number);
+    if (!ch.request_sent) {
+      if (ch.exec_started) {  // one program per channel (RFC 4254 section 6.5)
+        ssh_message_reply_default(m);
+        ch.requests.pop_front();
+        return true;
+      }
+      ch.command = text_of(ssh_message_channel_request_command(m));
+      ch.exec_started = true;
+      record(c, EventType::kStatement,
+             {Field{FieldTag::kStatementKind, "exec"}, Field{FieldTag::kText, ch.command},
+              Field{FieldTag::kChannel, number}});
+      if (auto rule = denying_rule(ch.command)) {
+        deny_exec(c, ch, *rule);
+        ch.requests.pop_front();
+        return true;
+      }
+    }
+    const int rc = ssh_channel_request_exec(ch.upstream, ch.command.c_str());
+    if (rc == SSH_AGAIN) {
+      ch.request_sent = true;
+      return false;
+    }
+    ch.request_sent = false;
+    if (rc == SSH_OK) {
+      ssh_message_channel_request_reply_success(m);
+    } else {
+      ssh_message_reply_default(m);
+      record(c, EventType::kError,
+             {Field{FieldTag::kMessage, "the host refused the exec request"},
+              Field{FieldTag::kOrigin, "upstream"}, Field{FieldTag::kChannel, number}});
+    }
+    ch.requests.pop_front();
+    return true;
+  }
+
+  // A deny rule refused an exec: the caller's channel gets the reason on stderr and exit status
+  // 126 (POSIX shells' "found but cannot execute"); the command never reaches the host.
+  void deny_exec(Connection& c, Channel& ch, std::string_view rule) {
+    ssh_message_channel_request_reply_success(ch.requests.front().get());
+    const std::string message = fmt::format("gatehouse: command refused by rule '{}'\n", rule);
+    ssh_channel_write_stderr(ch.client, message.data(), uint32_t(message.size()));
+    ssh_channel_request_send_exit_status(ch.client, 126);
+    ssh_channel_send_eof(ch.client);
+    ssh_channel_close(ch.client);
+    ch.denied = true;
+    ch.eof_to_client = ch.exit_relayed = true;
+    const std::string number = std::to_string(ch.number);
+    record(c, EventType::kError,
+           {Field{FieldTag::kMessage, "command refused"}, Field{FieldTag::kRule, rule},
+            Field{FieldTag::kOrigin, "gateway"}, Field{FieldTag::kChannel, number}});
+    record(c, EventType::kCompletion, {Field{FieldTag::kTag, "exit 126"}, Field{FieldTag::kChannel, number}});
+  }
+
+  // ---- channels: relay ------------------------------------------------------------------------
+
+  bool step_channel(Connection& c, Channel& ch) {
+    if (!ch.open) {
+      if (ch.open_request) return step_open(c, ch);
+      return false;
+    }
+    bool progress = false;
+    if (!ch.denied) {
+      progress |= step_request(c, ch);
+      if (!ch.client_closed && !ch.upstream_closed) progress |= relay_input(ch);
+      if (!ch.client_closed) {
+        progress |= relay_output(c, ch, 0);
+        progress |= relay_output(c, ch, 1);
+      }
+    }
+    progress |= step_channel_end(c, ch);
+    return progress;
+  }
+
+  // Writes as much of `pending` as the channel's window takes; true when all of it went.
+  static bool write_to(ssh_channel to, bool is_stderr, std::string& pending) {
+    const uint32_t window = ssh_channel_window_size(to);
+    const uint32_t n = std::min<uint32_t>(window, uint32_t(pending.size()));
+    if (n > 0) {
+      const int written = is_stderr ? ssh_channel_write_stderr(to, pending.data(), n)
+                                    : ssh_channel_write(to, pending.data(), n);
+      if (written > 0) pending.erase(0, size_t(written));
+    }
+    return pending.empty();
+  }
+
+  // Caller to host: stdin, unchanged and not recorded.
+  bool relay_input(Channel& ch) {
+    // Back-pressure: nothing more for a socket that has not taken the last bytes yet. The
+    // windows then stay closed and the sender waits (RFC 4254 section 5.2).
+    if (ssh_blocking_flush(upstream(), 0) == SSH_AGAIN) return false;
+    bool progress = false;
+    if (!ch.carry_in.empty()) {
+      if (!write_to(ch.upstream, false, ch.carry_in)) return false;
+      progress = true;
+    }
+    const uint32_t window = ssh_channel_window_size(ch.upstream);
+    if (window == 0) return progress;
+    std::vector<char>& buffer = state_.relay;
+    const int n = ssh_channel_read_nonblocking(ch.client, buffer.data(),
+                                               std::min<uint32_t>(window, uint32_t(buffer.size())), 0);
+    if (n <= 0) return progress;
+    ch.carry_in.assign(buffer.data(), size_t(n));
+    write_to(ch.upstream, false, ch.carry_in);
+    return true;
+  }
+
+  // Host to caller: one chunk of stdout (0) or stderr (1), masked, recorded, then sent.
+  bool relay_output(Connection& c, Channel& ch, int stream) {
+    if (ssh_blocking_flush(client(), 0) == SSH_AGAIN) return false;
+    bool progress = false;
+    std::string& carry = ch.carry[stream];
+    if (!carry.empty()) {
+      if (!write_to(ch.client, stream == 1, carry)) return false;
+      progress = true;
+    }
+    const uint32_t window = ssh_channel_window_size(ch.client);
+    if (window == 0) return progress;
+    std::vector<char>& buffer = state_.relay;
+    const int n = ssh_channel_read_nonblocking(ch.upstream, buffer.data(),
+                                               std::min<uint32_t>(window, uint32_t(buffer.size())), stream);
+    if (n <= 0) return progress;
+    ch.bytes[stream] += uint64_t(n);
+    const std::string_view bytes(buffer.data(), size_t(n));
+    if (policy_ == nullptr || policy_->mask.empty()) {
+      emit(c, ch, stream, bytes);
+    } else {
+      // Masked by whole lines, so that a secret split across two reads is still found.
+      std::string& held = ch.held[stream];
+      held.append(bytes);
+      size_t cut = held.rfind('\n');
+      cut = cut == std::string::npos ? 0 : cut + 1;
+      if (cut == 0 && held.size() >= ctx_.limits.mask_line_bytes_max) cut = held.size();
+      if (cut > 0) {
+        emit(c, ch, stream, std::string_view(held).substr(0, cut));
+        held.erase(0, cut);
+      }
+    }
+    write_to(ch.client, stream == 1, carry);
+    return true;
+  }
+
+  // Output on its way to the caller: masked with the connection's rules, recorded as the caller
+  // gets it, queued for the channel.
+  void emit(Connection& c, Channel& ch, int stream, std::string_view text) {
+    if (text.empty()) return;
+    if (policy_ != nullptr && !policy_->mask.empty() &&
+        policy_->mask.mask_value(text, state_.scratch, masked_, state_.matches) > 0) {
+      text = masked_;
+    }
+    const uint64_t room = ctx_.limits.recorded_stream_bytes_max -
+                          std::min(ctx_.limits.recorded_stream_bytes_max, ch.recorded[stream]);
+    if (room > 0) {
+      const std::string_view kept = text.substr(0, size_t(std::min<uint64_t>(room, text.size())));
+      ch.recorded[stream] += kept.size();
+      record(c, EventType::kOutput,
+             {Field{FieldTag::kChannel, std::to_string(ch.number)},
+              Field{FieldTag::kStream, kStreamNames[stream]}, Field{FieldTag::kText, kept}});
+    }
+    ch.carry[stream].append(text);
+  }
+
+  // EOF, exit status and close, each relayed once the data before them went through.
+  bool step_channel_end(Connection& c, Channel& ch) {
+    bool progress = false;
+    const bool upstream_read = ssh_channel_poll(ch.upstream, 0) <= 0 && ssh_channel_poll(ch.upstream, 1) <= 0;
+    const bool upstream_ended = ch.upstream_eof || ch.upstream_closed || ssh_channel_is_eof(ch.upstream);
+    if (!ch.denied && upstream_read && upstream_ended) {
+      for (int stream = 0; stream < 2; ++stream) {  // the last, unterminated line
+        if (!ch.held[stream].empty()) {
+          emit(c, ch, stream, ch.held[stream]);
+          ch.held[stream].clear();
+          write_to(ch.client, stream == 1, ch.carry[stream]);
+          progress = true;
+        }
+      }
+    }
+    const bool upstream_drained = upstream_read && ch.carry[0].empty() && ch.carry[1].empty() &&
+                                  ch.held[0].empty() && ch.held[1].empty();
+    if (!ch.denied && !ch.exit_relayed && upstream_drained && !ch.client_closed &&
+        (ch.exit_status || !ch.exit_signal.empty())) {
+      send_exit(ch);
+      progress = true;
+    }
+    if (!ch.eof_to_client && !ch.client_closed && upstream_drained && upstream_ended) {
+      ssh_channel_send_eof(ch.client);
+      ch.eof_to_client = true;
+      progress = true;
+    }
+    // ssh_channel_is_eof: the caller's EOF arrived and everything it sent before was read.
+    if (!ch.denied && !ch.eof_to_upstream && !ch.upstream_closed && ch.carry_in.empty() &&
+        ssh_channel_is_eof(ch.client)) {
+      ssh_channel_send_eof(ch.upstream);
+      ch.eof_to_upstream = true;
+      progress = true;
+    }
+    if ((ch.upstream_closed && upstream_drained) || ch.client_closed) {
+      finish_channel(c, ch);
+      progress = true;
+    }
+    return progress;
+  }
+
+  void send_exit(Channel& ch) {
+    if (!ch.exit_signal.empty()) {
+      ssh_channel_request_send_exit_signal(ch.client, ch.exit_signal.c_str(), ch.exit_core ? 1 : 0,
+                                           ch.exit_message.c_str(), "");
+    } else if (ch.exit_status) {
+      ssh_channel_request_send_exit_status(ch.client, *ch.exit_status);
+    }
+    ch.exit_relayed = true;
+  }
+
+  void finish_channel(Connection& c, Channel& ch) {
+    if (!ch.open) return;
+    ch.open = false;
+    const std::string number = std::to_string(ch.number);
+    std::string tag;
+    if (!ch.exit_signal.empty()) {
+      tag = fmt::format("signal {}{}", ch.exit_signal, ch.exit_core ? " (core dumped)" : "");
+    } else if (ch.exit_status) {
+      tag = fmt::format("exit {}", *ch.exit_status);
+    } else if (ch.exec_started) {
+      tag = "ended without exit status";
+    }
+    if (!tag.empty() && !ch.denied) {
+      record(c, EventType::kCompletion, {Field{FieldTag::kTag, tag}, Field{FieldTag::kChannel, number}});
+    }
+    for (int stream = 0; stream < 2; ++stream) {
+      if (ch.bytes[stream] > ch.recorded[stream]) {  // output beyond what the trail keeps
+        const std::string total = std::to_string(ch.bytes[stream]);
+        record(c, EventType::kOutput,
+               {Field{FieldTag::kChannel, number}, Field{FieldTag::kStream, kStreamNames[stream]},
+                Field{FieldTag::kText, ""}, Field{FieldTag::kTextBytes, total}});
+      }
+    }
+    if (ch.client != nullptr && !ch.client_closed && !ch.denied) {
+      if (!ch.exit_relayed) send_exit(ch);
+      if (!ch.eof_to_client) ssh_channel_send_eof(ch.client);
+    }
+    ch.client_closed = ch.upstream_closed = true;
+    release_channel_handles(ch);
+  }
+
+  // Closes and frees both libssh channels. Callbacks go first: libssh may keep a channel until
+  // the peer's close arrives, and must not call into a Channel that is gone by then.
+  void release_channel_handles(Channel& ch) {
+    if (ch.client != nullptr) {
+      ssh_remove_channel_callbacks(ch.client, &ch.client_callbacks);
+      if (ssh_channel_is_open(ch.client)) ssh_channel_close(ch.client);
+      ssh_channel_free(ch.client);
+      ch.client = nullptr;
+    }
+    if (ch.upstream != nullptr) {
+      ssh_remove_channel_callbacks(ch.upstream, &ch.upstream_callbacks);
+      if (ssh_channel_is_open(ch.upstream)) ssh_channel_close(ch.upstream);
+      ssh_channel_free(ch.upstream);
+      ch.upstream = nullptr;
+    }
+    ch.requests.clear();
+    ch.open_request.reset();
+  }
+
+  bool reap_channels() {
+    const size_t before = channels_.size();
+    std::erase_if(channels_, [](const std::unique_ptr<Channel>& ch) {
+      return !ch->open && !ch->open_request && ch->client_closed && ch->upstream_closed;
+    });
+    return channels_.size() != before;
+  }
+
+  // The host's connection ended: every channel ends toward the caller, then the session.
+  void upstream_gone(Connection& c) {
+    for (auto& ch : channels_) {
+      if (ch->open) {
+        ch->upstream_closed = true;
+        finish_channel(c, *ch);
+      }
+    }
+    end_session(c, fmt::format("upstream connection ended: {}", ssh_get_error(upstream())));
+  }
+
+  // ---- recording ------------------------------------------------------------------------------
+
+  void record(Connection& c, EventType type, std::initializer_list<Field> fields) {
+    record(c, type, std::span<const Field>(fields.begin(), fields.size()));
+  }
+  // Straight into the shard's ring, or, when the ring is full, into a pending list that is pushed
+  // first on resume while the connection pauses (nothing is dropped).
+  void record(Connection& c, EventType type, std::span<const Field> fields) {
+    if (!ctx_.config->recording.enabled) return;
+    const uint64_t now = rec::realtime_now_ns();
+    const uint32_t sequence = sequence_++;
+    rec::Ring& ring = *ctx_.rings[shard_];
+    const size_t value_bytes_max = ring.payload_bytes_max() / (2 * std::max<size_t>(fields.size(), 1));
+    bool oversized = false;
+    for (const Field& f : fields) oversized |= f.value.size() > value_bytes_max;
+    std::vector<Field> cut;
+    if (oversized) {
+      for (const Field& f : fields) cut.push_back(Field{f.tag, f.value.substr(0, value_bytes_max)});
+      fields = cut;
+    }
+    if (pending_.empty()) {
+      const rec::Event event{type, session_id_, sequence, now, fields};
+      if (ring.try_push(event) == rec::PushStatus::kPushed) return;
+    }
+    PendingRecord p{type, sequence, now, {}};
+    for (const Field& f : fields) p.fields.emplace_back(f.tag, std::string(f.value));
+    pending_.push_back(std::move(p));
+    c.pause();
+  }
+
+  bool flush_pending_records(Connection& c) {
+    rec::Ring& ring = *ctx_.rings[shard_];
+    while (!pending_.empty()) {
+      const PendingRecord& p = pending_.front();
+      std::vector<Field> fields;
+      for (const auto& [tag, value] : p.fields) fields.push_back(Field{tag, value});
+      const rec::Event event{p.type, session_id_, p.sequence, p.time_ns, fields};
+      if (ring.try_push(event) != rec::PushStatus::kPushed) {
+        c.pause();
+        return false;
+      }
+      pending_.erase(pending_.begin());
+    }
+    if (close_when_recorded_) {
+      close_when_recorded_ = false;
+      c.close();
+      return false;
+    }
+    return true;
+  }
+
+  // ---- endings --------------------------------------------------------------------------------
+
+  // Before any token was accepted: an authentication failure in the trail, then the end.
+  void fail_before_login(Connection& c, std::string_view reason) {
+    if (phase_ == Phase::kDone) return;
+    if (started_) return end_session(c, reason);
+    record(c, EventType::kAuthFailure,
+           {Field{FieldTag::kProtocol, "ssh"}, Field{FieldTag::kClientAddress, c.client_address()},
+            Field{FieldTag::kUser, user_}, Field{FieldTag::kReason, reason}});
+    if (client() != nullptr) ssh_disconnect(client());
+    finish(c);
+  }
+
+  void end_session(Connection& c, std::string_view reason) {
+    if (phase_ == Phase::kDone) return;
+    for (auto& ch : channels_) {
+      if (ch->open) finish_channel(c, *ch);
+    }
+    if (upstream() != nullptr && alive(1)) ssh_disconnect(upstream());
+    if (client() != nullptr && alive(0)) ssh_disconnect(client());
+    if (started_) {
+      record(c, EventType::kSessionEnd, {Field{FieldTag::kReason, reason}});
+    } else {
+      record(c, EventType::kAuthFailure,
+             {Field{FieldTag::kProtocol, "ssh"}, Field{FieldTag::kClientAddress, c.client_address()},
+              Field{FieldTag::kUser, user_}, Field{FieldTag::kReason, reason}});
+    }
+    finish(c);
+  }
+
+  void finish(Connection& c) {
+    phase_ = Phase::kDone;
+    if (pending_.empty()) {
+      c.close();
+    } else {
+      close_when_recorded_ = true;
+    }
+  }
+
+  const GatewayContext& ctx_;
+  ShardState& state_;
+  const uint32_t shard_;
+  const engine::ListenerInfo listener_;
+  const uint64_t session_id_;
+  Phase phase_ = Phase::kStart;
+  bool pumping_ = false;
+  ssh_session sessions_[2] = {nullptr, nullptr};  // caller, host
+  ssh_event events_[2] = {nullptr, nullptr};
+  std::string user_;
+  const config::ConnectionConfig* connection_ = nullptr;
+  const mask::ConnectionPolicy* policy_ = nullptr;
+  identity::Identity identity_;
+  Message pending_auth_;
+  uint32_t auth_attempts_ = 0;
+  std::vector<std::unique_ptr<Channel>> channels_;
+  uint32_t channel_numbers_ = 0;
+  std::string masked_;
+  bool started_ = false;
+  bool close_when_recorded_ = false;
+  uint32_t sequence_ = 0;
+  std::vector<PendingRecord> pending_;
+};
+
+}  // namespace
+
+std::unique_ptr<engine::ProtocolSession> SessionFactory::create(uint32_t shard,
+                                                                const engine::ListenerInfo& listener) {
+  return std::make_unique<Session>(*context_, shard, listener);
+}
+
+}  // namespace gh::ssh
