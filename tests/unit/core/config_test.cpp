@@ -219,6 +219,10 @@ TEST(Config, ExampleConfigurationParses) {
   // carries them into the tokens it mints.
   EXPECT_EQ(c->identity.issuers[0].provenance_claims, c->identity.issuers[1].provenance_claims);
   EXPECT_EQ(c->identity.issuers[1].provenance_claims.size(), 9u);
+  const ConnectionConfig* ssh = c->find_connection("web-prod");
+  ASSERT_NE(ssh, nullptr);
+  EXPECT_EQ(ssh->protocol, "ssh");
+  EXPECT_EQ(c->listeners[1].protocol, "ssh");
 }
 
 TEST(Config, AdminProvenanceAndClaimRules) {
@@ -244,6 +248,83 @@ TEST(Config, AdminProvenanceAndClaimRules) {
     auto r = parse_text(k.text);
     ASSERT_FALSE(r) << "accepted: " << k.text;
     EXPECT_NE(r.error().message.find(k.expected), std::string::npos) << r.error().message;
+  }
+}
+
+}  // namespace
+}  // namespace gh::config
+
+namespace gh::config {
+namespace {
+
+constexpr const char* kSsh = R"(
+listeners:
+  - name: ssh
+    protocol: ssh
+    address: 127.0.0.1:2222
+    ssh:
+      host_key_file: keys/ssh_host_ed25519_key
+identity:
+  builtin:
+    key_file: keys/issuer.key
+    jwks_file: keys/jwks.json
+connections:
+  - name: web-prod
+    protocol: ssh
+    allow_groups: [ops]
+    upstream:
+      host: 127.0.0.1
+      user: deploy
+      private_key_file: keys/web-prod
+      host_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE1bqMuvXmFYDQ2jDhKYOqQ5Tr3ymCa5b6b8OI0vvqWs
+    deny:
+      - name: no-rm
+        regex: '\brm\b'
+    mask:
+      - name: api-key
+        regex: 'sk_live_[A-Za-z0-9]{8,}'
+recording:
+  dir: trail
+)";
+
+TEST(ConfigSsh, ReadsSshListenersAndConnections) {
+  auto c = parse(kSsh, "test.yaml", "/etc/gh");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->listeners[0].protocol, "ssh");
+  EXPECT_EQ(c->listeners[0].ssh_host_key_file, "/etc/gh/keys/ssh_host_ed25519_key");
+  const ConnectionConfig* web = c->find_connection("web-prod");
+  ASSERT_NE(web, nullptr);
+  EXPECT_EQ(web->protocol, "ssh");
+  EXPECT_EQ(web->upstream.port, 22);
+  EXPECT_EQ(web->upstream.user, "deploy");
+  EXPECT_EQ(web->upstream.private_key_file, "/etc/gh/keys/web-prod");
+  EXPECT_TRUE(web->upstream.host_key.starts_with("ssh-ed25519 AAAA"));
+  EXPECT_EQ(web->guardrails.deny.size(), 1u);
+  EXPECT_EQ(web->guardrails.mask.size(), 1u);
+}
+
+TEST(ConfigSsh, ErrorsNameTheKeyAndReason) {
+  const struct {
+    std::string from, to, expected;
+  } cases[] = {
+      {"    ssh:\n      host_key_file: keys/ssh_host_ed25519_key\n", "",
+       "listeners[0].ssh: required for protocol ssh"},
+      {"protocol: ssh\n    address", "protocol: telnet\n    address",
+       "listeners[0].protocol: supported: postgres, ssh"},
+      {"      private_key_file: keys/web-prod\n", "",
+       "connections[0].upstream: give exactly one of private_key_file, password_file, password_env"},
+      {"      host_key: ssh-ed25519", "      host_keys: ssh-ed25519", "connections[0].upstream.host_keys: unknown key"},
+      {"      host_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE1bqMuvXmFYDQ2jDhKYOqQ5Tr3ymCa5b6b8OI0vvqWs\n",
+       "", "connections[0].upstream: give exactly one of host_key, host_key_file"},
+      {"        regex: '\\brm\\b'", "        statements: [drop]",
+       "connections[0].deny[0]: ssh connections deny by regex over the exec command line only"},
+  };
+  for (const auto& t : cases) {
+    const std::string text = replaced(kSsh, t.from, t.to);
+    ASSERT_NE(text, kSsh) << t.from;
+    auto c = parse(text, "test.yaml", "/etc/gh");
+    ASSERT_FALSE(c) << t.from;
+    EXPECT_NE(c.error().message.find(t.expected), std::string::npos) << c.error().message;
   }
 }
 

@@ -1,0 +1,171 @@
+// `ssh conn@gateway cmd` through gatehouse to a real OpenSSH sshd, with the real ssh client:
+// output, exit status, refusals, deny rules, masking and the recording.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "tests/integration/support/ssh_server.hpp"
+
+namespace gh::test {
+namespace {
+
+constexpr const char* kGuardrails =
+    "    deny:\n"
+    "      - name: no-rm\n"
+    "        regex: '(^|[;&| ])rm( |$)'\n"
+    "    mask:\n"
+    "      - name: api-key\n"
+    "        regex: 'sk_live_[A-Za-z0-9]{8,}'\n";
+
+class SshExec : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!SshServer::available()) GTEST_SKIP() << "OpenSSH (sshd, ssh, ssh-keygen) not installed";
+  }
+
+  // Sessions that named a user, read back with `gatehouse sessions --json`, waiting (bounded)
+  // for `count` ended ones: the trail is flushed every 20 ms. (The fixture's readiness probe,
+  // a TCP connect without SSH, is recorded too, as a failed handshake without a user.)
+  static nlohmann::json sessions(SshGateway& gw, size_t count) {
+    nlohmann::json all;
+    for (int i = 0; i < 100; ++i) {
+      auto r = gw.cli({"sessions", "-c", gw.config_file().string(), "--json"});
+      if (r.exit_code == 0) {
+        all = nlohmann::json::array();
+        for (const auto& s : nlohmann::json::parse(r.out)) {
+          if (!s.value("user", "").empty()) all.push_back(s);
+        }
+        size_t ended = 0;
+        for (const auto& s : all) ended += s.value("ended", false) ? 1 : 0;
+        if (ended >= count) return all;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return all;
+  }
+  static nlohmann::json replay(SshGateway& gw, const std::string& id) {
+    auto r = gw.cli({"replay", "-c", gw.config_file().string(), "--json", id});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out);
+  }
+  static std::vector<nlohmann::json> events(const nlohmann::json& session, const std::string& type) {
+    std::vector<nlohmann::json> out;
+    for (const auto& e : session["events"]) {
+      if (e["type"] == type) out.push_back(e);
+    }
+    return out;
+  }
+};
+
+TEST_F(SshExec, RelaysOutputAndExitStatusAndRecordsTheSession) {
+  SshServer server;
+  SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = kGuardrails});
+  const std::string token = gw.token("alice", {"devs"});
+
+  auto r = gw.ssh(token, "web", "echo hello; echo oops >&2; exit 3");
+  EXPECT_EQ(r.exit_code, 3) << r.err << gw.log();
+  EXPECT_EQ(r.out, "hello\n");
+  EXPECT_NE(r.err.find("oops\n"), std::string::npos) << r.err;
+
+  // A secret in a file the command prints reaches neither the caller nor the trail.
+  const std::filesystem::path secret = gw.dir() / "secret.txt";
+  write_file(secret, "api key: sk_live_ABCDEFGH1234 end\n");
+  r = gw.ssh(token, "web", "cat " + secret.string());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "api key: ******************** end\n");
+
+  auto all = sessions(gw, 2);
+  ASSERT_EQ(all.size(), 2u) << all.dump();
+  auto first = replay(gw, all[0]["session_id"]);
+  EXPECT_EQ(first["chain"], nlohmann::json::array({"alice"}));
+  EXPECT_EQ(first["connection"], "web");
+  EXPECT_EQ(first["protocol"], "ssh");
+  auto exec = events(first, "statement");
+  ASSERT_EQ(exec.size(), 1u);
+  EXPECT_EQ(exec[0]["fields"]["statement_kind"], "exec");
+  EXPECT_EQ(exec[0]["fields"]["text"], "echo hello; echo oops >&2; exit 3");
+  auto done = events(first, "completion");
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0]["fields"]["tag"], "exit 3");
+  std::string out, err;
+  for (const auto& e : events(first, "output"))
+    (e["fields"]["stream"] == "out" ? out : err) += e["fields"]["text"].get<std::string>();
+  EXPECT_EQ(out, "hello\n");
+  EXPECT_EQ(err, "oops\n");
+
+  auto second = replay(gw, all[1]["session_id"]);
+  const std::string text = second.dump();
+  EXPECT_EQ(text.find("sk_live_ABCDEFGH1234"), std::string::npos);
+  EXPECT_NE(text.find("api key: ******************** end"), std::string::npos) << text;
+  // Nor anywhere in the trail's files.
+  for (const auto& f : std::filesystem::recursive_directory_iterator(gw.dir() / "trail")) {
+    if (f.is_regular_file()) {
+      EXPECT_EQ(read_file(f.path()).find("sk_live_ABCDEFGH1234"), std::string::npos) << f.path();
+    }
+  }
+}
+
+TEST_F(SshExec, DeniedCommandGetsExit126AndNeverRunsUpstream) {
+  SshServer server;
+  SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = kGuardrails});
+  const std::filesystem::path marker = gw.dir() / "ran";
+  auto r = gw.ssh(gw.token("alice", {"devs"}), "web", "touch " + marker.string() + "; rm -f /tmp/nothing");
+  EXPECT_EQ(r.exit_code, 126) << r.err;
+  EXPECT_NE(r.err.find("gatehouse: command refused by rule 'no-rm'"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "the denied command ran on the host";
+
+  auto all = sessions(gw, 1);
+  ASSERT_EQ(all.size(), 1u);
+  auto s = replay(gw, all[0]["session_id"]);
+  auto refused = events(s, "error");
+  ASSERT_EQ(refused.size(), 1u) << s.dump();
+  EXPECT_EQ(refused[0]["fields"]["rule"], "no-rm");
+  ASSERT_EQ(events(s, "completion").size(), 1u);
+  EXPECT_EQ(events(s, "completion")[0]["fields"]["tag"], "exit 126");
+}
+
+TEST_F(SshExec, BadTokenAndUnknownConnectionAreRefused) {
+  SshServer server;
+  SshGateway gw(server);
+  const std::filesystem::path marker = gw.dir() / "ran";
+  auto r = gw.ssh("not-a-token", "web", "touch " + marker.string());
+  EXPECT_EQ(r.exit_code, 255);
+  EXPECT_NE(r.err.find("Permission denied"), std::string::npos) << r.err;
+  // A valid token whose groups the connection does not allow.
+  r = gw.ssh(gw.token("mallory", {"guests"}), "web", "touch " + marker.string());
+  EXPECT_EQ(r.exit_code, 255);
+  r = gw.ssh(gw.token("alice", {"devs"}), "nosuch", "touch " + marker.string());
+  EXPECT_EQ(r.exit_code, 255);
+  EXPECT_FALSE(std::filesystem::exists(marker));
+  auto all = sessions(gw, 3);
+  size_t failures = 0;
+  for (const auto& s : all) failures += s.value("connection", "").empty() ? 1 : 0;
+  EXPECT_EQ(failures, all.size()) << all.dump();  // no session reached a connection
+  EXPECT_GE(all.size(), 3u);
+}
+
+TEST_F(SshExec, WrongUpstreamHostKeyRefusesTheSessionAndIsRecorded) {
+  SshServer server;
+  // Pins some other key than the one sshd presents.
+  TempDir other;
+  ASSERT_EQ(run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", (other.path() / "k").string()}).exit_code, 0);
+  SshGateway gw(server, {.pinned_host_key = other.path() / "k.pub", .connection_extra = {}});
+  const std::filesystem::path marker = gw.dir() / "ran";
+  auto r = gw.ssh(gw.token("alice", {"devs"}), "web", "touch " + marker.string());
+  EXPECT_EQ(r.exit_code, 255);
+  EXPECT_NE(r.err.find("does not match the key gatehouse pins"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(marker));
+  auto all = sessions(gw, 1);
+  ASSERT_EQ(all.size(), 1u);
+  auto s = replay(gw, all[0]["session_id"]);
+  auto errors = events(s, "error");
+  ASSERT_EQ(errors.size(), 1u) << s.dump();
+  EXPECT_NE(errors[0]["fields"]["reason"].get<std::string>().find("upstream host key mismatch"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace gh::test

@@ -1,0 +1,65 @@
+// OpenSSH sshd (Debian openssh-server) started as a child on a free loopback port, with a
+// throwaway host key and one authorized client key made by ssh-keygen; and a gatehouse process
+// with an SSH listener in front of it. Test support only.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/integration/support/process.hpp"
+
+namespace gh::test {
+
+class SshServer {
+ public:
+  // Whether sshd and ssh-keygen are installed (tests GTEST_SKIP without them).
+  static bool available();
+  SshServer();
+  ~SshServer();
+
+  uint16_t port() const { return port_; }
+  const std::filesystem::path& dir() const { return dir_->path(); }
+  // The key sshd accepts (what gatehouse holds) and the host key it presents (.pub line).
+  std::filesystem::path client_key() const { return dir() / "client_key"; }
+  std::filesystem::path host_key_pub() const { return dir() / "host_key.pub"; }
+  std::string user() const { return user_; }
+  std::string log() const { return process_ ? process_->err() : std::string(); }
+
+ private:
+  std::unique_ptr<TempDir> dir_;
+  uint16_t port_ = 0;
+  std::string user_;
+  std::unique_ptr<Process> process_;
+};
+
+struct SshGatewayOptions {
+  // The host key gatehouse pins for the upstream; default the server's own.
+  std::filesystem::path pinned_host_key;
+  std::string connection_extra;  // YAML lines under the connection (4-space indented)
+};
+
+class SshGateway {
+ public:
+  SshGateway(const SshServer& server, SshGatewayOptions options = {});
+  ~SshGateway();
+
+  uint16_t port() const { return port_; }
+  const std::filesystem::path& dir() const { return dir_->path(); }
+  std::filesystem::path config_file() const { return dir() / "gatehouse.yaml"; }
+  std::string token(const std::string& subject, const std::vector<std::string>& groups);
+  // The real ssh client through the gateway: `connection@127.0.0.1 command`, the token given as
+  // password through SSH_ASKPASS, the gateway's host key checked strictly.
+  RunResult ssh(const std::string& token, const std::string& connection, const std::string& command);
+  RunResult cli(const std::vector<std::string>& args) const;
+  std::string log() const { return process_ ? process_->err() : std::string(); }
+
+ private:
+  std::unique_ptr<TempDir> dir_;
+  uint16_t port_ = 0;
+  std::unique_ptr<Process> process_;
+};
+
+}  // namespace gh::test
