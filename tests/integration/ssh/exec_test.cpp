@@ -108,6 +108,41 @@ TEST_F(SshExec, RelaysOutputAndExitStatusAndRecordsTheSession) {
   }
 }
 
+TEST_F(SshExec, RelaysExitSignalAndLargeStreamsByteForByte) {
+  SshServer server;
+  SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = kGuardrails});
+  const std::string token = gw.token("alice", {"devs"});
+  // Killed by a signal: the client sees what it would see from the host itself (OpenSSH's ssh
+  // exits 255 on an exit-signal), and the trail names the signal.
+  auto r = gw.ssh(token, "web", "kill -TERM $$");
+  EXPECT_EQ(r.exit_code, 255) << r.err;
+
+  // 4 MiB of random bytes out through the masking path, and back in through stdin: windows and
+  // back-pressure on both sides, nothing lost or changed.
+  const std::filesystem::path data = gw.dir() / "data.bin";
+  r = shell("head -c 4194304 /dev/urandom > " + data.string());
+  ASSERT_EQ(r.exit_code, 0);
+  r = gw.ssh(token, "web", "cat " + data.string());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out == read_file(data)) << "output differs: " << r.out.size() << " bytes";
+  r = run({"bash", "-c",
+           "ssh -F /dev/null -o UserKnownHostsFile=" + (gw.dir() / "known_hosts").string() +
+               " -o StrictHostKeyChecking=yes -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1 -p " +
+               std::to_string(gw.port()) + " web@127.0.0.1 sha256sum < " + data.string()},
+          {{"SSH_ASKPASS", (gw.dir() / "askpass").string()}, {"SSH_ASKPASS_REQUIRE", "force"},
+           {"DISPLAY", ":0"}, {"GH_TEST_TOKEN", token}},
+          std::chrono::seconds(30));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto local = shell("sha256sum < " + data.string());
+  EXPECT_EQ(r.out, local.out);
+
+  auto all = sessions(gw, 3);
+  ASSERT_EQ(all.size(), 3u);
+  auto killed = replay(gw, all[0]["session_id"]);
+  ASSERT_EQ(events(killed, "completion").size(), 1u);
+  EXPECT_EQ(events(killed, "completion")[0]["fields"]["tag"], "signal TERM");
+}
+
 TEST_F(SshExec, DeniedCommandGetsExit126AndNeverRunsUpstream) {
   SshServer server;
   SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = kGuardrails});
