@@ -143,6 +143,21 @@ TEST_F(SshExec, RelaysExitSignalAndLargeStreamsByteForByte) {
   EXPECT_EQ(events(killed, "completion")[0]["fields"]["tag"], "signal TERM");
 }
 
+TEST_F(SshExec, GatewayOffersStrictKeyExchangeAndNoTerrapinProneCiphers) {
+  SshServer server;
+  SshGateway gw(server);
+  auto r = gw.ssh(gw.token("alice", {"devs"}), "web", "true", {"-vv"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // The client prints the server's proposal: strict kex marker in, chacha20 and CBC out.
+  const size_t kex = r.err.find("kex-strict-s-v00@openssh.com");
+  EXPECT_NE(kex, std::string::npos) << r.err;
+  const size_t ciphers = r.err.find("debug2: ciphers ctos: ", r.err.find("peer server KEXINIT proposal"));
+  ASSERT_NE(ciphers, std::string::npos) << r.err;
+  const std::string offered = r.err.substr(ciphers, r.err.find('\n', ciphers) - ciphers);
+  EXPECT_EQ(offered.find("chacha20"), std::string::npos) << offered;
+  EXPECT_EQ(offered.find("cbc"), std::string::npos) << offered;
+}
+
 TEST_F(SshExec, DeniedCommandGetsExit126AndNeverRunsUpstream) {
   SshServer server;
   SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = kGuardrails});

@@ -105,11 +105,15 @@ std::string SshGateway::token(const std::string& subject, const std::vector<std:
 }
 
 RunResult SshGateway::ssh(const std::string& token, const std::string& connection,
-                          const std::string& command) {
-  return run({"ssh", "-F", "/dev/null", "-o", "UserKnownHostsFile=" + (dir() / "known_hosts").string(),
-              "-o", "StrictHostKeyChecking=yes", "-o", "PubkeyAuthentication=no", "-o",
-              "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=10", "-p", std::to_string(port_),
-              connection + "@127.0.0.1", command},
+                          const std::string& command, const std::vector<std::string>& options) {
+  std::vector<std::string> argv = {"ssh", "-F", "/dev/null", "-o",
+                                   "UserKnownHostsFile=" + (dir() / "known_hosts").string(), "-o",
+                                   "StrictHostKeyChecking=yes", "-o", "PubkeyAuthentication=no", "-o",
+                                   "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=10", "-p",
+                                   std::to_string(port_)};
+  argv.insert(argv.end(), options.begin(), options.end());
+  argv.insert(argv.end(), {connection + "@127.0.0.1", command});
+  return run(argv,
              {{"SSH_ASKPASS", (dir() / "askpass").string()},
               {"SSH_ASKPASS_REQUIRE", "force"},
               {"DISPLAY", ":0"},

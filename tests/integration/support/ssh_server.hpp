@@ -52,7 +52,9 @@ class SshGateway {
   std::string token(const std::string& subject, const std::vector<std::string>& groups);
   // The real ssh client through the gateway: `connection@127.0.0.1 command`, the token given as
   // password through SSH_ASKPASS, the gateway's host key checked strictly.
-  RunResult ssh(const std::string& token, const std::string& connection, const std::string& command);
+  // `options` go before the destination (e.g. "-vv").
+  RunResult ssh(const std::string& token, const std::string& connection, const std::string& command,
+                const std::vector<std::string>& options = {});
   RunResult cli(const std::vector<std::string>& args) const;
   std::string log() const { return process_ ? process_->err() : std::string(); }
 
