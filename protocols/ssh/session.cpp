@@ -370,7 +370,10 @@ class Session final : public engine::ProtocolSession {
         case SSH_REQUEST_CHANNEL:
           on_channel_request(c, std::move(m));
           break;
-        default:  // global requests (port forwarding) and anything else: refused
+        case SSH_REQUEST_GLOBAL:
+          on_global_request(c, std::move(m));
+          break;
+        default:
           ssh_message_reply_default(m.get());
           break;
       }
@@ -537,8 +540,8 @@ class Session final : public engine::ProtocolSession {
 
   void record_refusal(Connection& c, std::string_view what, const Channel* ch = nullptr) {
     const std::string number = ch != nullptr ? std::to_string(ch->number) : std::string();
-    std::vector<Field> fields{{FieldTag::kMessage, fmt::format("refused: {}", what)},
-                              {FieldTag::kOrigin, "gateway"}};
+    const std::string message = fmt::format("refused: {}", what);  // outlives `fields`
+    std::vector<Field> fields{{FieldTag::kMessage, message}, {FieldTag::kOrigin, "gateway"}};
     if (ch != nullptr) fields.push_back({FieldTag::kChannel, number});
     record(c, EventType::kError, fields);
   }
@@ -552,7 +555,14 @@ class Session final : public engine::ProtocolSession {
     if (type != SSH_CHANNEL_SESSION) {
       // Port forwarding, X11 and agent channels are not relayed (yet): refused and recorded.
       ssh_message_reply_default(m.get());
-      return record_refusal(c, fmt::format("channel of type {} (only session channels are relayed)", type));
+      std::string what = type == SSH_CHANNEL_DIRECT_TCPIP ? "direct-tcpip (port forwarding)"
+                         : type == SSH_CHANNEL_X11        ? "x11"
+                                                          : fmt::format("channel type {}", type);
+      if (type == SSH_CHANNEL_DIRECT_TCPIP) {
+        what += fmt::format(" to {}:{}", text_of(ssh_message_channel_request_open_destination(m.get())),
+                            ssh_message_channel_request_open_destination_port(m.get()));
+      }
+      return record_refusal(c, what);
     }
     if (live_channels() >= ctx_.limits.channels_max) {
       ssh_message_reply_default(m.get());
@@ -563,6 +573,18 @@ class Session final : public engine::ProtocolSession {
     ch->open_request = std::move(m);
     ch->upstream = ssh_channel_new(upstream());
     channels_.push_back(std::move(ch));
+  }
+
+  // Remote port forwarding (tcpip-forward) is refused and recorded; other global requests
+  // (keepalives, hostkeys-00) get the default answer.
+  void on_global_request(Connection& c, Message m) {
+    const int type = ssh_message_subtype(m.get());
+    if (type == SSH_GLOBAL_REQUEST_TCPIP_FORWARD) {
+      record_refusal(c, fmt::format("tcpip-forward (remote port forwarding) of {}:{}",
+                                    text_of(ssh_message_global_request_address(m.get())),
+                                    ssh_message_global_request_port(m.get())));
+    }
+    ssh_message_reply_default(m.get());
   }
 
   uint32_t live_channels() const {
@@ -1039,6 +1061,9 @@ class Session final : public engine::ProtocolSession {
     if (phase_ == Phase::kDone) return;
     for (auto& ch : channels_) {
       if (ch->open) finish_channel(c, *ch);
+      // ssh_disconnect frees every channel of its session: none may be left to free after it
+      // (e.g. one still waiting for its upstream open).
+      release_channel_handles(*ch);
     }
     if (upstream() != nullptr && alive(1)) ssh_disconnect(upstream());
     if (client() != nullptr && alive(0)) ssh_disconnect(client());

@@ -158,6 +158,36 @@ TEST_F(SshExec, GatewayOffersStrictKeyExchangeAndNoTerrapinProneCiphers) {
   EXPECT_EQ(offered.find("cbc"), std::string::npos) << offered;
 }
 
+TEST_F(SshExec, PortForwardingIsRefusedAndRecorded) {
+  SshServer server;
+  SshGateway gw(server);
+  const std::string token = gw.token("alice", {"devs"});
+  // -W asks for a direct-tcpip channel at once (to the host's own sshd, which would answer).
+  auto r = gw.ssh(token, "web", "", {"-W", "127.0.0.1:" + std::to_string(server.port())});
+  EXPECT_EQ(r.exit_code, 255);
+  EXPECT_NE(r.err.find("open failed"), std::string::npos) << r.err;
+  // -R with ExitOnForwardFailure: the tcpip-forward request is refused.
+  r = gw.ssh(token, "web", "true", {"-o", "ExitOnForwardFailure=yes", "-R", "127.0.0.1:0:127.0.0.1:9"});
+  EXPECT_EQ(r.exit_code, 255);
+  EXPECT_NE(r.err.find("remote port forwarding failed"), std::string::npos) << r.err;
+  // The gateway lives on (a session channel still waiting for its upstream open when the
+  // client left used to be freed twice).
+  r = gw.ssh(token, "web", "echo alive");
+  EXPECT_EQ(r.out, "alive\n") << r.err;
+
+  auto all = sessions(gw, 3);
+  ASSERT_EQ(all.size(), 3u);
+  std::string recorded;
+  for (const auto& s : all) {
+    for (const auto& e : events(replay(gw, s["session_id"]), "error"))
+      recorded += e["fields"]["message"].get<std::string>() + "\n";
+  }
+  EXPECT_NE(recorded.find("refused: direct-tcpip (port forwarding) to 127.0.0.1:" + std::to_string(server.port())),
+            std::string::npos) << recorded;
+  EXPECT_NE(recorded.find("refused: tcpip-forward (remote port forwarding) of 127.0.0.1:0"),
+            std::string::npos) << recorded;
+}
+
 TEST_F(SshExec, DeniedCommandGetsExit126AndNeverRunsUpstream) {
   SshServer server;
   SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = kGuardrails});
