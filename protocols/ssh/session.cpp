@@ -68,6 +68,9 @@ struct PendingRecord {
 // Output streams of a channel: 0 stdout, 1 stderr (what ssh_channel_read's is_stderr takes).
 constexpr const char* kStreamNames[2] = {"out", "err"};
 
+// The token comes as a password or as the answer to one keyboard-interactive prompt.
+constexpr int kTokenMethods = SSH_AUTH_METHOD_PASSWORD | SSH_AUTH_METHOD_INTERACTIVE;
+
 // One caller channel and its upstream twin.
 struct Channel {
   uint32_t number = 0;             // within the session, from 1, for the records
@@ -139,7 +142,7 @@ class Session final : public engine::ProtocolSession {
       return fail_before_login(c, fmt::format("SSH accept: {}", ssh_get_error(s)));
     }
     ssh_set_blocking(s, 0);
-    ssh_set_auth_methods(s, SSH_AUTH_METHOD_PASSWORD);
+    ssh_set_auth_methods(s, kTokenMethods);
     phase_ = Phase::kHandshake;
     pump(c);
   }
@@ -386,15 +389,29 @@ class Session final : public engine::ProtocolSession {
       ssh_message_reply_default(m.get());
       return;
     }
-    user_ = std::string(text_of(ssh_message_auth_user(m.get())));
-    if (ssh_message_subtype(m.get()) != SSH_AUTH_METHOD_PASSWORD) {
-      // "none", "publickey"...: offer the token method.
-      ssh_message_auth_set_methods(m.get(), SSH_AUTH_METHOD_PASSWORD);
+    // A keyboard-interactive response carries no user: the request before it named one.
+    if (const char* user = ssh_message_auth_user(m.get()); user != nullptr) user_ = user;
+    const int method = ssh_message_subtype(m.get());
+    std::string token;
+    if (method == SSH_AUTH_METHOD_PASSWORD) {
+      token = text_of(ssh_message_auth_password(m.get()));
+    } else if (method == SSH_AUTH_METHOD_INTERACTIVE) {
+      if (!ssh_message_auth_kbdint_is_response(m.get())) {
+        // One prompt, echo off: the answer is the token (RFC 4256 section 3.2).
+        const char* prompts[] = {"Token: "};
+        char echo[] = {0};
+        ssh_message_auth_interactive_request(m.get(), "gatehouse", "Answer with your gatehouse token.", 1,
+                                             prompts, echo);
+        return;
+      }
+      if (ssh_userauth_kbdint_getnanswers(client()) == 1) token = text_of(ssh_userauth_kbdint_getanswer(client(), 0));
+    } else {
+      // "none", "publickey"...: offer the token methods.
+      ssh_message_auth_set_methods(m.get(), kTokenMethods);
       ssh_message_reply_default(m.get());
       return;
     }
     ++auth_attempts_;
-    const std::string token(text_of(ssh_message_auth_password(m.get())));
     authenticate(c, std::move(m), token);
   }
 
@@ -427,7 +444,7 @@ class Session final : public engine::ProtocolSession {
       const std::vector<std::string> chain = identity ? identity->chain() : std::vector<std::string>{};
       for (const auto& member : chain) fields.push_back({FieldTag::kChainMember, member});
       record(c, EventType::kAuthFailure, fields);
-      ssh_message_auth_set_methods(m.get(), SSH_AUTH_METHOD_PASSWORD);
+      ssh_message_auth_set_methods(m.get(), kTokenMethods);
       ssh_message_reply_default(m.get());
       if (auth_attempts_ >= ctx_.limits.auth_attempts_max) {
         phase_ = Phase::kDone;

@@ -143,6 +143,18 @@ TEST_F(SshExec, RelaysExitSignalAndLargeStreamsByteForByte) {
   EXPECT_EQ(events(killed, "completion")[0]["fields"]["tag"], "signal TERM");
 }
 
+TEST_F(SshExec, TokenAsKeyboardInteractiveAnswer) {
+  SshServer server;
+  SshGateway gw(server);
+  const std::vector<std::string> kbdint = {"-o", "PreferredAuthentications=keyboard-interactive"};
+  auto r = gw.ssh(gw.token("alice", {"devs"}), "web", "echo via-kbdint", kbdint);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "via-kbdint\n");
+  r = gw.ssh("not-a-token", "web", "echo via-kbdint", kbdint);
+  EXPECT_EQ(r.exit_code, 255);
+  EXPECT_EQ(r.out, "");
+}
+
 TEST_F(SshExec, GatewayOffersStrictKeyExchangeAndNoTerrapinProneCiphers) {
   SshServer server;
   SshGateway gw(server);
