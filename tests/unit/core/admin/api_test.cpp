@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "core/admin/http.hpp"
+#include "core/admin/reviews.hpp"
 #include "tests/unit/core/admin/exchange_fixture.hpp"
 
 namespace gh::admin {
@@ -283,6 +284,109 @@ TEST(AdminHttp, BearerTokens) {
   EXPECT_FALSE(bearer_token(r).has_value());
   r.headers = {{"Authorization", "Bearer "}};
   EXPECT_FALSE(bearer_token(r).has_value());
+}
+
+// The review routes as an approver's CLI sees them: who sees and decides which review, what an
+// approval must name, and the audit entry of each decision.
+class ReviewApiTest : public AdminApiTest {
+ protected:
+  void SetUp() override {
+    AdminApiTest::SetUp();
+    ASSERT_TRUE(add_review_routes(*api_, store_).has_value());
+  }
+  review::Ticket hold(std::string statement) {
+    review::Request r;
+    r.connection = "db-prod";
+    r.rule = "schema-changes";
+    r.statement = std::move(statement);
+    r.kind = "query";
+    r.requester_chain = {"alice", "ci-runner"};
+    r.approver_groups = {"dba"};
+    r.timeout_s = 60;
+    auto t = store_.submit(std::move(r));
+    EXPECT_TRUE(t.has_value());
+    return *t;
+  }
+  Response decide(const std::string& id, const std::string& verb, const nlohmann::json& body,
+                  const std::string& bearer) {
+    return call("POST", "/admin/reviews/" + id + "/" + verb, "application/json", body.dump(),
+                bearer);
+  }
+
+  review::ReviewStore store_{[] { return kNow; }};
+};
+
+TEST_F(ReviewApiTest, ApproversSeeTheStatementAndApproveItByItsHash) {
+  const review::Ticket t = hold("ALTER TABLE accounts ADD COLUMN note text");
+  const std::string bob = own_token("bob", {"dba"});
+  Response listed = call("GET", "/admin/reviews", "", "", bob);
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  ASSERT_EQ(body_of(listed)["reviews"].size(), 1u);
+  const nlohmann::json shown = body_of(listed)["reviews"][0];
+  EXPECT_EQ(shown["id"], t.id);
+  EXPECT_EQ(shown["statement"], "ALTER TABLE accounts ADD COLUMN note text");
+  EXPECT_EQ(shown["sha256"], t.sha256);
+  EXPECT_EQ(shown["requester"], "alice \u2192 ci-runner");
+  EXPECT_EQ(shown["state"], "pending");
+  EXPECT_EQ(body_of(call("GET", "/admin/reviews/" + t.id, "", "", bob))["sha256"], t.sha256);
+
+  // Not in an approver group (and not an admin): the review does not exist for them.
+  const std::string dev = own_token("dave", {"devs"});
+  EXPECT_TRUE(body_of(call("GET", "/admin/reviews", "", "", dev))["reviews"].empty());
+  EXPECT_EQ(call("GET", "/admin/reviews/" + t.id, "", "", dev).status, 404);
+  EXPECT_EQ(decide(t.id, "approve", {{"sha256", t.sha256}}, dev).status, 404);
+  EXPECT_EQ(call("GET", "/admin/reviews").status, 401);
+  // Admins see every review, but decide only when in an approver group.
+  const std::string root = own_token("root", {"gh-admins"});
+  EXPECT_EQ(body_of(call("GET", "/admin/reviews", "", "", root))["reviews"].size(), 1u);
+  EXPECT_EQ(decide(t.id, "approve", {{"sha256", t.sha256}}, root).status, 403);
+
+  // The hash of another statement, or none, is refused.
+  Response wrong = decide(t.id, "approve",
+                          {{"sha256", review::statement_sha256("ALTER TABLE accounts DROP note")}}, bob);
+  EXPECT_EQ(wrong.status, 409);
+  EXPECT_EQ(body_of(wrong)["error"], "statement_mismatch");
+  EXPECT_EQ(decide(t.id, "approve", nlohmann::json::object(), bob).status, 409);
+  EXPECT_EQ(call("POST", "/admin/reviews/" + t.id + "/approve", "text/plain", "x", bob).status, 400);
+  EXPECT_EQ(t.state(), review::State::kPending);
+
+  Response ok = decide(t.id, "approve", {{"sha256", t.sha256}}, bob);
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(body_of(ok)["state"], "approved");
+  EXPECT_EQ(body_of(ok)["decided_by"], "bob");
+  EXPECT_EQ(t.state(), review::State::kApproved);
+  EXPECT_EQ(decide(t.id, "deny", {{"reason", "late"}}, bob).status, 409);
+
+  bool recorded = false;
+  for (const AuditEntry& e : audit_.entries()) {
+    if (e.action != "review_approve" || e.outcome != "granted") continue;
+    recorded = true;
+    EXPECT_EQ(e.chain, std::vector<std::string>{"bob"});
+    EXPECT_NE(std::find(e.details.begin(), e.details.end(),
+                        std::pair<std::string, std::string>{"review_id", t.id}),
+              e.details.end());
+  }
+  EXPECT_TRUE(recorded);
+}
+
+TEST_F(ReviewApiTest, TheRequesterAndItsChainCannotDecideAndDenialsNeedAReason) {
+  const review::Ticket t = hold("DROP TABLE audit_log");
+  for (const auto& [who, actors] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"alice", {}}, {"ci-runner", {}}, {"bob", {"ci-runner"}}}) {
+    const std::string token = own_token(who, {"dba"}, 600, actors);
+    Response r = decide(t.id, "approve", {{"sha256", t.sha256}}, token);
+    EXPECT_EQ(r.status, 403) << who;
+    EXPECT_EQ(body_of(r)["error"], "requester_chain") << who;
+    EXPECT_EQ(decide(t.id, "deny", {{"reason", "mine"}}, token).status, 403) << who;
+  }
+  const std::string carol = own_token("carol", {"dba"});
+  EXPECT_EQ(decide(t.id, "deny", nlohmann::json::object(), carol).status, 400);
+  Response denied = decide(t.id, "deny", {{"reason", "use a migration"}}, carol);
+  ASSERT_EQ(denied.status, 200) << denied.body;
+  EXPECT_EQ(body_of(denied)["deny_reason"], "use a migration");
+  EXPECT_EQ(t.state(), review::State::kDenied);
+  EXPECT_EQ(t.cell->deny_reason, "use a migration");
+  EXPECT_EQ(decide("r-0000", "deny", {{"reason", "x"}}, carol).status, 404);
 }
 
 }  // namespace
