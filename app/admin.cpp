@@ -6,11 +6,14 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <cctype>
+#include <ctime>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
 
 #include "core/admin/http_client.hpp"
+#include "core/admin/reviews.hpp"
 #include "core/identity/files.hpp"
 #include "record/event.hpp"
 #include "record/format.hpp"
@@ -58,6 +61,16 @@ Result<std::string> admin_url(const AdminClientOptions& o) {
   if (!config) return std::unexpected(config.error());
   if (!config->admin) return fail(o.config_file + ": admin is not configured");
   return fmt::format("{}://{}", config->admin->tls ? "https" : "http", config->admin->address.text);
+}
+
+// --token, else $GATEHOUSE_TOKEN; "@FILE" reads it from a file.
+Result<std::string> bearer_argument(const std::string& option, const char* what) {
+  std::string text = option;
+  if (text.empty()) {
+    if (const char* env = std::getenv("GATEHOUSE_TOKEN"); env != nullptr) text = env;
+  }
+  if (text.empty()) return fail(fmt::format("give {} with --token or $GATEHOUSE_TOKEN", what));
+  return token_argument(text, "--token");
 }
 
 // The RFC 6749 error body of a refusal, as one line.
@@ -116,10 +129,79 @@ Result<void> RingAuditSink::record(const admin::AuditEntry& e) {
   }
 }
 
+ReviewWebhook::ReviewWebhook(std::string url) {
+  const size_t scheme = url.find("://");
+  const size_t slash = scheme == std::string::npos ? std::string::npos : url.find('/', scheme + 3);
+  base_url_ = url.substr(0, slash);
+  path_ = slash == std::string::npos ? "/" : url.substr(slash);
+  thread_ = std::thread([this] { run(); });
+}
+
+ReviewWebhook::~ReviewWebhook() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+void ReviewWebhook::notify(const review::Review& r) {
+  std::string requester;
+  for (const std::string& m : r.request.requester_chain)
+    requester += (requester.empty() ? "" : " \u2192 ") + m;
+  // Slack's incoming webhooks read "text"; other receivers get the whole review too.
+  const std::string text = fmt::format(
+      "gatehouse review {}: {} asks to run on {} (rule \"{}\", {} approval(s) from {} within {} s):\n"
+      "```{}```\nsha256 {}\napprove: gatehouse review approve {}",
+      r.id, requester, r.request.connection, r.request.rule, r.request.approvals_min,
+      fmt::join(r.request.approver_groups, ", "), r.request.timeout_s,
+      r.request.statement.substr(0, 2000), r.sha256, r.id);
+  std::string body = rec::dump_json({{"text", text}, {"review", admin::review_json(r)}});
+  {
+    std::lock_guard lock(mutex_);
+    if (queue_.size() >= kQueuedMax) {
+      fmt::print(stderr, "gatehouse: review webhook: {} notifications queued; {} not sent\n",
+                 kQueuedMax, r.id);
+      return;
+    }
+    queue_.push_back(std::move(body));
+  }
+  wake_.notify_one();
+}
+
+void ReviewWebhook::run() {
+  while (true) {
+    std::string body;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      body = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    auto reply = admin::http_call(admin::HttpCall{.base_url = base_url_,
+                                                  .method = "POST",
+                                                  .path = path_,
+                                                  .content_type = "application/json",
+                                                  .body = std::move(body),
+                                                  .headers = {},
+                                                  .ca_file = {},
+                                                  .timeout_s = 5});
+    if (!reply) {
+      fmt::print(stderr, "gatehouse: review webhook: {}\n", reply.error().message);
+    } else if (reply->status / 100 != 2) {
+      fmt::print(stderr, "gatehouse: review webhook: {}{} answered HTTP {}\n", base_url_, path_,
+                 reply->status);
+    }
+  }
+}
+
 Result<std::unique_ptr<AdminRuntime>> AdminRuntime::start(const config::Config& config,
                                                           const identity::Validator& validator,
                                                           identity::RevocationRegistry& revocations,
-                                                          rec::Ring* ring) {
+                                                          rec::Ring* ring,
+                                                          review::ReviewStore* reviews) {
   std::unique_ptr<AdminRuntime> rt(new AdminRuntime());
   auto minter = identity::TokenMinter::load(config.identity.builtin->key_file);
   if (!minter) return fail("admin: built-in issuer: " + minter.error().message);
@@ -137,6 +219,9 @@ Result<std::unique_ptr<AdminRuntime>> AdminRuntime::start(const config::Config& 
                                                             .clock_s = {}});
   if (!api) return std::unexpected(api.error());
   rt->api_ = std::move(*api);
+  if (reviews != nullptr) {
+    if (auto ok = admin::add_review_routes(*rt->api_, *reviews); !ok) return std::unexpected(ok.error());
+  }
   admin::HttpServerOptions options;
   options.address = config.admin->address;
   options.tls = config.admin->tls;
@@ -214,13 +299,7 @@ int revoke(const RevokeOptions& o) {
   if (given != 1) return error_exit("give exactly one of --jti, --subject, --actor", 2);
   auto url = admin_url(o.admin);
   if (!url) return error_exit(url.error().message, 2);
-  std::string token_text = o.token;
-  if (token_text.empty()) {
-    if (const char* env = std::getenv("GATEHOUSE_TOKEN"); env != nullptr) token_text = env;
-  }
-  if (token_text.empty())
-    return error_exit("give an admin token with --token or $GATEHOUSE_TOKEN", 2);
-  auto token = token_argument(token_text, "--token");
+  auto token = bearer_argument(o.token, "an admin token");
   if (!token) return error_exit(token.error().message, 2);
   const char* kind = !o.jti.empty() ? "jti" : !o.subject.empty() ? "subject" : "actor";
   const std::string& value = !o.jti.empty() ? o.jti : !o.subject.empty() ? o.subject : o.actor;
@@ -237,6 +316,144 @@ int revoke(const RevokeOptions& o) {
     return error_exit("revoke refused: " + describe_error(*reply));
   }
   fmt::print("revoked {} {}{}\n", kind, value, reply->status == 200 ? " (already revoked)" : "");
+  return 0;
+}
+
+namespace {
+
+std::string format_unix_time(int64_t s) {
+  const std::time_t t = std::time_t(s);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+std::string json_text(const nlohmann::json& j, const char* key) {
+  const auto it = j.find(key);
+  if (it == j.end()) return {};
+  return it->is_string() ? it->get<std::string>() : it->dump();
+}
+
+// One review for a terminal: everything an approver needs to decide, the statement in full.
+std::string format_review(const nlohmann::json& r) {
+  std::string out;
+  const auto line = [&](const char* name, const std::string& value) {
+    if (!value.empty()) out += fmt::format("{:<13}{}\n", name, rec::escape_for_terminal(value));
+  };
+  line("review", json_text(r, "id"));
+  line("state", json_text(r, "state"));
+  line("connection", json_text(r, "connection"));
+  line("rule", json_text(r, "rule") + " (" + json_text(r, "reason") + ")");
+  line("requester", json_text(r, "requester"));
+  std::vector<std::string> approvals;
+  if (r.contains("approvals") && r["approvals"].is_array()) {
+    for (const auto& a : r["approvals"]) approvals.push_back(json_text(a, "by"));
+  }
+  line("approvals", fmt::format("{} of {} ({}) from groups {}", approvals.size(),
+                                json_text(r, "approvals_min"), fmt::join(approvals, ", "),
+                                r.value("approver_groups", nlohmann::json::array()).dump()));
+  if (r.contains("created_at") && r["created_at"].is_number_integer())
+    line("created", format_unix_time(r["created_at"].get<int64_t>()));
+  if (r.contains("expires_at") && r["expires_at"].is_number_integer())
+    line("expires", format_unix_time(r["expires_at"].get<int64_t>()));
+  line("decided_by", json_text(r, "decided_by"));
+  line("deny_reason", json_text(r, "deny_reason"));
+  line("session", json_text(r, "session_id"));
+  line("kind", json_text(r, "kind"));
+  line("sha256", json_text(r, "sha256"));
+  out += "statement:\n" + rec::escape_for_terminal(json_text(r, "statement")) + "\n";
+  return out;
+}
+
+}  // namespace
+
+int review(const ReviewOptions& o) {
+  auto url = admin_url(o.admin);
+  if (!url) return error_exit(url.error().message, 2);
+  auto token = bearer_argument(o.token, "the approver's token");
+  if (!token) return error_exit(token.error().message, 2);
+  if (o.action != "list" && o.id.empty()) return error_exit("give the review id", 2);
+  const auto call = [&](const std::string& method, const std::string& path,
+                        const std::string& body) {
+    return admin::http_call(admin::HttpCall{.base_url = *url,
+                                            .method = method,
+                                            .path = path,
+                                            .content_type = "application/json",
+                                            .body = body,
+                                            .headers = {{"Authorization", "Bearer " + *token}},
+                                            .ca_file = o.admin.ca_file});
+  };
+  if (o.action == "list") {
+    auto reply = call("GET", "/admin/reviews", "");
+    if (!reply) return error_exit("review list: " + reply.error().message);
+    if (reply->status != 200) return error_exit("review list refused: " + describe_error(*reply));
+    if (o.json) {
+      fmt::print("{}\n", reply->body);
+      return 0;
+    }
+    const nlohmann::json body = nlohmann::json::parse(reply->body, nullptr, false);
+    if (!body.is_object() || !body.contains("reviews") || !body["reviews"].is_array())
+      return error_exit("review list: the answer holds no reviews");
+    fmt::print("{:<20} {:<10} {:<18} {:<12} {:<28} {}\n", "REVIEW", "STATE", "RULE", "CONNECTION",
+               "REQUESTER", "STATEMENT");
+    for (const auto& r : body["reviews"]) {
+      std::string statement = json_text(r, "statement");
+      if (statement.size() > 60) statement = statement.substr(0, 57) + "...";
+      std::replace(statement.begin(), statement.end(), '\n', ' ');
+      fmt::print("{:<20} {:<10} {:<18} {:<12} {:<28} {}\n", json_text(r, "id"),
+                 json_text(r, "state"), rec::escape_for_terminal(json_text(r, "rule")),
+                 rec::escape_for_terminal(json_text(r, "connection")),
+                 rec::escape_for_terminal(json_text(r, "requester")),
+                 rec::escape_for_terminal(statement));
+    }
+    return 0;
+  }
+  if (!std::all_of(o.id.begin(), o.id.end(), [](char ch) { return std::isalnum((unsigned char)ch) || ch == '-'; }))
+    return error_exit(fmt::format("'{}' is not a review id (r- and 16 hex digits)", o.id), 2);
+  const std::string path = "/admin/reviews/" + o.id;
+  if (o.action == "show" || (o.action == "approve" && o.sha256.empty())) {
+    auto reply = call("GET", path, "");
+    if (!reply) return error_exit("review " + o.action + ": " + reply.error().message);
+    if (reply->status != 200) return error_exit("review " + o.action + " refused: " + describe_error(*reply));
+    const nlohmann::json shown = nlohmann::json::parse(reply->body, nullptr, false);
+    if (!shown.is_object()) return error_exit("review " + o.action + ": the answer is not a review");
+    if (o.action == "show") {
+      if (o.json) {
+        fmt::print("{}\n", reply->body);
+      } else {
+        fmt::print("{}", format_review(shown));
+      }
+      return 0;
+    }
+    // Approve what was shown: the approval names this statement's hash, so a review that held
+    // another statement is refused by the gateway.
+    ReviewOptions bound = o;
+    bound.sha256 = json_text(shown, "sha256");
+    fmt::print(stderr, "approving review {}, statement (sha256 {}):\n{}\n", o.id, bound.sha256,
+               rec::escape_for_terminal(json_text(shown, "statement")));
+    return review(bound);
+  }
+  if (o.action != "approve" && o.action != "deny")
+    return error_exit("review: expected list, show, approve or deny", 2);
+  if (o.action == "deny" && o.reason.empty()) return error_exit("review deny: give --reason", 2);
+  const nlohmann::json body = o.action == "approve" ? nlohmann::json{{"sha256", o.sha256}}
+                                                    : nlohmann::json{{"reason", o.reason}};
+  auto reply = call("POST", path + "/" + o.action, rec::dump_json(body));
+  if (!reply) return error_exit("review " + o.action + ": " + reply.error().message);
+  if (reply->status != 200) return error_exit("review " + o.action + " refused: " + describe_error(*reply));
+  if (o.json) {
+    fmt::print("{}\n", reply->body);
+    return 0;
+  }
+  const nlohmann::json r = nlohmann::json::parse(reply->body, nullptr, false);
+  const size_t approvals = r.contains("approvals") && r["approvals"].is_array() ? r["approvals"].size() : 0;
+  if (o.action == "approve" && json_text(r, "state") == "pending") {
+    fmt::print("review {}: approval {} of {} recorded\n", o.id, approvals, json_text(r, "approvals_min"));
+  } else {
+    fmt::print("review {} {}\n", o.id, json_text(r, "state"));
+  }
   return 0;
 }
 

@@ -2,9 +2,12 @@
 // the admin API (token exchange, revoke). Composition root: may depend on every module.
 #pragma once
 
+#include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/admin/api.hpp"
@@ -14,6 +17,7 @@
 #include "core/identity/issuer.hpp"
 #include "core/identity/jwt.hpp"
 #include "core/identity/revocation.hpp"
+#include "core/review.hpp"
 #include "record/ring.hpp"
 
 namespace gh::app {
@@ -36,14 +40,37 @@ class DiscardAuditSink final : public admin::AuditSink {
   Result<void> record(const admin::AuditEntry&) override { return {}; }
 };
 
+// POSTs each new approval review to admin.reviews.webhook_url from a thread of its own, so that
+// the shard that opened the review never waits on the network. Bounded: when the receiver falls
+// far behind, notifications are dropped (and said so on stderr); reviews never are.
+class ReviewWebhook {
+ public:
+  static constexpr size_t kQueuedMax = 256;
+  explicit ReviewWebhook(std::string url);
+  ~ReviewWebhook();
+  void notify(const review::Review& review);  // any thread; never blocks on I/O
+
+ private:
+  void run();
+  std::string base_url_;
+  std::string path_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::string> queue_;  // JSON bodies
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 class AdminRuntime {
  public:
   // Starts the admin API of `config.admin` on its own threads. `ring` (may be null: not recorded)
-  // receives the admin events. Everything passed must outlive the runtime.
+  // receives the admin events; `reviews` (may be null) gets the review routes. Everything passed
+  // must outlive the runtime.
   static Result<std::unique_ptr<AdminRuntime>> start(const config::Config& config,
                                                      const identity::Validator& validator,
                                                      identity::RevocationRegistry& revocations,
-                                                     rec::Ring* ring);
+                                                     rec::Ring* ring,
+                                                     review::ReviewStore* reviews = nullptr);
   ~AdminRuntime();
   void stop();
   std::string url() const;  // "http://127.0.0.1:7443"
@@ -84,5 +111,17 @@ struct RevokeOptions {
   std::string reason;
 };
 int revoke(const RevokeOptions&);
+
+// `gatehouse review list | show ID | approve ID | deny ID --reason R`.
+struct ReviewOptions {
+  AdminClientOptions admin;
+  std::string token;   // the approver's token ("@FILE"); else $GATEHOUSE_TOKEN
+  std::string action;  // "list", "show", "approve", "deny"
+  std::string id;
+  std::string reason;  // deny
+  std::string sha256;  // approve: the hash the approver checked; else the one `show` gives
+  bool json = false;
+};
+int review(const ReviewOptions&);
 
 }  // namespace gh::app

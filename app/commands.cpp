@@ -119,7 +119,16 @@ int serve(const ServeOptions& options) {
 
   std::vector<rec::Ring*> rings;
   for (uint32_t i = 0; i < shards; ++i) rings.push_back(&(*flusher)->ring(uint16_t(i)));
-  auto gateway = pg::Gateway::create(*config, *validator, rings, revocations->get());
+  // Approval holds: reviews are decided on the admin API (the config requires it with approve
+  // rules); a configured webhook hears of each new one off the shard threads.
+  std::unique_ptr<ReviewWebhook> webhook;
+  if (config->admin && !config->admin->review_webhook_url.empty())
+    webhook = std::make_unique<ReviewWebhook>(config->admin->review_webhook_url);
+  review::ReviewStore reviews({}, [&webhook](const review::Review& r) {
+    if (webhook) webhook->notify(r);
+  });
+  auto gateway = pg::Gateway::create(*config, *validator, rings, revocations->get(),
+                                     config->admin ? &reviews : nullptr);
   if (!gateway) return error_exit(gateway.error().message);
   auto ssh_gateway = ssh::Gateway::create(*config, *validator, rings, revocations->get());
   if (!ssh_gateway) return error_exit(ssh_gateway.error().message);
@@ -143,6 +152,7 @@ int serve(const ServeOptions& options) {
   server_options.shard.connections_max = config->engine.connections_per_shard_max;
   server_options.shard.drain_timeout_ms = config->engine.drain_timeout_ms;
   server_options.shard.policy_epoch = &(*revocations)->epoch();
+  server_options.shard.review_epoch = &reviews.epoch();
   engine::Server server(server_options, std::move(listeners));
   if (auto r = server.start(); !r) {
     (void)(*flusher)->stop();
@@ -156,7 +166,7 @@ int serve(const ServeOptions& options) {
   if (config->admin) {
     auto started = AdminRuntime::start(
         *config, *validator, **revocations,
-        config->recording.enabled ? &(*flusher)->ring(uint16_t(shards)) : nullptr);
+        config->recording.enabled ? &(*flusher)->ring(uint16_t(shards)) : nullptr, &reviews);
     if (!started) {
       server.request_stop();
       server.join();

@@ -76,6 +76,33 @@ int main(int argc, char** argv) {
   revoke_cmd->add_option("-c,--config", revoke.admin.config_file, "Take the admin API address from it");
   revoke_cmd->add_option("--ca-file", revoke.admin.ca_file, "CA certificates for an HTTPS admin API");
 
+  // review list | show ID | approve ID | deny ID --reason R
+  gh::app::ReviewOptions review;
+  auto* review_cmd = app.add_subcommand("review", "List, show, approve or deny held statements");
+  review_cmd->require_subcommand(1);
+  const auto review_common = [&](CLI::App* cmd) {
+    cmd->add_option("--token", review.token, "The approver's token (@FILE; default: $GATEHOUSE_TOKEN)");
+    cmd->add_option("--admin", review.admin.admin_url, "Admin API URL (default: $GATEHOUSE_ADMIN)");
+    cmd->add_option("-c,--config", review.admin.config_file, "Take the admin API address from it");
+    cmd->add_option("--ca-file", review.admin.ca_file, "CA certificates for an HTTPS admin API");
+    cmd->add_flag("--json", review.json, "JSON output");
+  };
+  auto* review_list = review_cmd->add_subcommand("list", "Reviews you may decide, newest first");
+  review_common(review_list);
+  auto* review_show = review_cmd->add_subcommand("show", "One review with its statement and SHA-256");
+  review_show->add_option("id", review.id, "Review id")->required();
+  review_common(review_show);
+  auto* review_approve = review_cmd->add_subcommand(
+      "approve", "Approve a held statement (bound to the SHA-256 of the statement shown)");
+  review_approve->add_option("id", review.id, "Review id")->required();
+  review_approve->add_option("--sha256", review.sha256,
+                             "The statement hash you checked (default: the one `show` gives now)");
+  review_common(review_approve);
+  auto* review_deny = review_cmd->add_subcommand("deny", "Deny a held statement");
+  review_deny->add_option("id", review.id, "Review id")->required();
+  review_deny->add_option("--reason", review.reason, "Why (told to the requester, recorded)")->required();
+  review_common(review_deny);
+
   gh::app::SessionsOptions sessions;
   auto* sessions_cmd = app.add_subcommand("sessions", "List recorded sessions");
   sessions_cmd->add_option("-c,--config", sessions.trail.config_file, "Take the trail from recording.dir");
@@ -116,6 +143,10 @@ int main(int argc, char** argv) {
   if (*issue_cmd) return gh::app::token_issue(issue);
   if (*exchange_cmd) return gh::app::token_exchange(exchange);
   if (*revoke_cmd) return gh::app::revoke(revoke);
+  if (*review_cmd) {
+    review.action = *review_list ? "list" : *review_show ? "show" : *review_approve ? "approve" : "deny";
+    return gh::app::review(review);
+  }
   if (*verify_cmd) return gh::app::verify(verify);
   if (*sessions_cmd) return gh::app::sessions(sessions);
   if (*replay_cmd) return gh::app::replay(replay, replay_id);

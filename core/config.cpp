@@ -333,7 +333,7 @@ Result<std::optional<AdminConfig>> parse_admin(const Reader& r, const YAML::Node
   const std::string p = "admin";
   if (!n) return std::optional<AdminConfig>();
   if (auto ok = r.only_keys(n, p, {"address", "tls", "admin_groups", "threads",
-                                   "request_bytes_max", "token_exchange"});
+                                   "request_bytes_max", "token_exchange", "reviews"});
       !ok)
     return std::unexpected(ok.error());
   AdminConfig a;
@@ -394,6 +394,14 @@ Result<std::optional<AdminConfig>> parse_admin(const Reader& r, const YAML::Node
         a.service_actors.push_back(std::move(actor));
       }
     }
+  }
+  if (const YAML::Node v = n["reviews"]) {
+    const std::string vp = p + ".reviews";
+    if (auto ok = r.only_keys(v, vp, {"webhook_url"}); !ok) return std::unexpected(ok.error());
+    GH_TRY(url, r.string(v, vp, "webhook_url", ""));
+    if (!url.empty() && !url.starts_with("http://") && !url.starts_with("https://"))
+      return r.error(vp + ".webhook_url", "expected an http:// or https:// URL");
+    a.review_webhook_url = url;
   }
   return std::optional<AdminConfig>(std::move(a));
 }
@@ -634,6 +642,12 @@ Result<Config> parse_tree(const Reader& r, const YAML::Node& root) {
     c.identity.revocations_file = (std::filesystem::path(c.recording.dir) / "revocations.jsonl").string();
   GH_TRY(admin, parse_admin(r, root["admin"], c.listeners, c.identity));
   c.admin = std::move(admin);
+  for (size_t i = 0; i < c.connections.size(); ++i) {
+    // Held statements are decided on the admin API: without it they could only time out.
+    if (!c.connections[i].guardrails.approve.empty() && !c.admin)
+      return r.error(fmt::format("connections[{}].approve", i),
+                     "approval reviews are decided on the admin API: configure admin:");
+  }
   return c;
 }
 

@@ -117,6 +117,9 @@ struct AdminConfig {
   uint32_t request_bytes_max = 65536;
   int64_t exchange_ttl_default_s = 900;   // when token exchange is not asked for a ttl
   std::vector<ServiceActorConfig> service_actors;
+  // admin.reviews.webhook_url: each new approval review is POSTed here (JSON with a Slack-style
+  // "text"); empty: none.
+  std::string review_webhook_url;
 };
 
 // When a statement's record must be on disk (record/FORMAT.md, "Durability").

@@ -33,6 +33,8 @@ std::string_view event_type_name(EventType type) {
       return "masked_row";
     case EventType::kOutput:
       return "output";
+    case EventType::kReview:
+      return "review";
     case EventType::kSeal:
       return "seal";
     case EventType::kCheckpoint:
@@ -87,6 +89,12 @@ std::string_view field_tag_name(FieldTag tag) {
       return "stream";
     case FieldTag::kChannel:
       return "channel";
+    case FieldTag::kReviewId:
+      return "review_id";
+    case FieldTag::kStatementHash:
+      return "statement_hash";
+    case FieldTag::kApprover:
+      return "approver";
     case FieldTag::kCtlShard:
       return "shard";
     case FieldTag::kCtlSegment:

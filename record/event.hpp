@@ -29,6 +29,9 @@ enum class EventType : uint8_t {
   kOutput = 16,
   // Guardrails (numbered apart): a DataRow whose values were masked, as the client got it.
   kMaskedRow = 40,
+  // An approval hold: the statement held for review ("requested"), then its outcome
+  // ("approved" with the approvers, "denied" with who and why, "expired", "cancelled").
+  kReview = 41,
   // The control plane (numbered apart): one admin API request (token exchange, revocation...),
   // with its action, outcome, HTTP status, the identity it was about and details.
   kAdmin = 32,
@@ -61,15 +64,18 @@ enum class FieldTag : uint16_t {
   kDatabase,
   kTextBytes,  // decimal size of kText before truncation (only when truncated)
   // Guardrails (numbered apart so that other modules can add tags before them).
-  kRule = 48,
+  kRule = 48,  // the deny / approve / mask rule behind a refusal or a masking (repeated)
+  kReviewId,       // kReview: the review's id ("r-" and 16 hex digits)
+  kStatementHash,  // kReview: lower-case hex SHA-256 of the exact statement held
+  kApprover,       // kReview, repeated: the chain of an approver, or of the one who denied
   // SSH (numbered apart so that other modules can add tags before them).
   kStream = 64,  // kOutput: "out" or "err"
-  kChannel,      // decimal channel number within the session, from 1  // the deny / approve / mask rule behind a refusal or a masking (repeated)
+  kChannel,      // decimal channel number within the session, from 1
   // Identity and the control plane (numbered apart so that other modules can add tags before).
   kClaim = 96,    // repeated: "name=value", a CI provenance claim of the session's token
   kTokenLineage,  // repeated, earliest first: jtis of the tokens the session's was exchanged from
   kAction,        // kAdmin: "token_exchange", "revoke", "authenticate"...
-  kOutcome,       // kAdmin: "granted", "refused" or "failed"
+  kOutcome,       // kAdmin: "granted", "refused" or "failed"; kReview: requested, approved...
   kHttpStatus,    // kAdmin: decimal HTTP status of the answer
   kDetail,        // kAdmin, repeated: "name=value" (issued_jti=..., scope=..., revoked_value=...)
   // Fields of control records, fixed-size little-endian binary (record/FORMAT.md).

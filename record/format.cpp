@@ -162,6 +162,21 @@ std::string describe_event(const StoredEvent& e) {
         text += fmt::format(" … [{} bytes in all]", f(FieldTag::kTextBytes));
       return text;
     }
+    case EventType::kReview: {
+      // "review r-… requested (rule schema-changes, sha256 …)", "review r-… approved by bob".
+      std::string text = fmt::format("review {} {}", f(FieldTag::kReviewId), f(FieldTag::kOutcome));
+      std::vector<std::string> approvers;
+      for (auto v : e.all(FieldTag::kApprover)) approvers.push_back(escape_for_terminal(v));
+      if (!approvers.empty()) text += " by " + join(approvers, ", ");
+      if (!e.first(FieldTag::kReason).empty()) text += ": " + f(FieldTag::kReason);
+      std::vector<std::string> details;
+      if (!e.first(FieldTag::kRule).empty()) details.push_back("rule " + f(FieldTag::kRule));
+      if (!e.first(FieldTag::kStatementHash).empty()) {
+        details.push_back("sha256 " + f(FieldTag::kStatementHash));
+      }
+      if (!details.empty()) text += " (" + join(details, ", ") + ")";
+      return text;
+    }
     case EventType::kAdmin: {
       std::vector<std::string> chain, details;
       for (auto v : e.all(FieldTag::kChainMember)) chain.emplace_back(v);

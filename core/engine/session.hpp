@@ -43,8 +43,9 @@ class ProtocolSession {
   virtual void on_peer_closed(Connection&, const PeerClosed&) = 0;
   virtual void on_resume(Connection&) {}    // after pause(): try again
   virtual void on_deadline(Connection&) {}  // the deadline set with set_deadline_ms passed
-  // Shared policy changed (ShardOptions::policy_epoch moved; e.g. a revocation): re-check what
-  // the session was allowed and end it if it no longer is. Called from the shard's tick.
+  // Shared policy changed (ShardOptions::policy_epoch moved; e.g. a revocation; or review_epoch:
+  // an approval review was decided): re-check what the session was allowed and end it if it no
+  // longer is, and pick up decisions on held statements. Called from the shard's tick.
   virtual void on_policy_changed(Connection&) {}
   virtual void on_control(Connection&, uint32_t /*value*/) {}  // from post_control
   virtual void on_drain(Connection&) {}     // the server is shutting down: finish and close

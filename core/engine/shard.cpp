@@ -675,6 +675,7 @@ void Shard::on_control(uint32_t slot, uint32_t value) {
   Connection& c = *slots_[slot];
   if (c.closing_ || !c.session_) return;
   c.session_->on_control(c, value);
+  mark_dirty(c);  // the session may have written (a held statement's cancellation)
 }
 
 void Shard::on_tick() {
@@ -690,6 +691,11 @@ void Shard::on_tick() {
     const uint64_t epoch = options_.policy_epoch->load(std::memory_order_acquire);
     policy_changed = epoch != policy_epoch_seen_;
     policy_epoch_seen_ = epoch;
+  }
+  if (options_.review_epoch != nullptr) {
+    const uint64_t epoch = options_.review_epoch->load(std::memory_order_acquire);
+    policy_changed |= epoch != review_epoch_seen_;
+    review_epoch_seen_ = epoch;
   }
   for (uint32_t i = 0; i < slots_high_water_; ++i) {
     Connection* c = slots_[i].get();
@@ -713,6 +719,7 @@ void Shard::on_tick() {
       c->deadline_ms_ = 0;
       c->session_->on_deadline(*c);
       if (c->closing_) continue;
+      mark_dirty(*c);  // the session may have written (a held statement's time-out)
     }
     if (policy_changed) {
       c->session_->on_policy_changed(*c);

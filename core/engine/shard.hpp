@@ -33,6 +33,9 @@ struct ShardOptions {
   // Bumped by the control plane whenever shared policy changes (revocations); at each tick a
   // shard that sees a new value calls on_policy_changed on every session. May be null.
   const std::atomic<uint64_t>* policy_epoch = nullptr;
+  // Bumped when an approval review is decided: sessions holding a statement look at their
+  // review (on_policy_changed as well). May be null.
+  const std::atomic<uint64_t>* review_epoch = nullptr;
 };
 
 struct ListenerSpec {
@@ -156,6 +159,7 @@ class Shard {
   uint64_t drain_deadline_ms_ = 0;
   bool draining_ = false;
   uint64_t policy_epoch_seen_ = 0;
+  uint64_t review_epoch_seen_ = 0;
   std::atomic<bool> stop_requested_{false};
   ShardCounters counters_;
 };

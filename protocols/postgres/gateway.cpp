@@ -11,8 +11,10 @@ namespace gh::pg {
 Result<std::unique_ptr<Gateway>> Gateway::create(const config::Config& config,
                                                  const identity::Validator& validator,
                                                  std::vector<rec::Ring*> rings,
-                                                 const identity::RevocationRegistry* revocations) {
+                                                 const identity::RevocationRegistry* revocations,
+                                                 review::ReviewStore* reviews) {
   std::unique_ptr<Gateway> g(new Gateway());
+  g->context_.reviews = reviews;
   g->context_.config = &config;
   g->context_.validator = &validator;
   g->context_.revocations = revocations;

@@ -16,9 +16,11 @@ class Gateway {
  public:
   // `rings` holds one recording ring per shard; all arguments must outlive the gateway.
   // `revocations` (may be null) is checked at every login and on every policy change.
+  // `reviews` (may be null: approve rules then refuse) receives approval holds.
   static Result<std::unique_ptr<Gateway>> create(
       const config::Config& config, const identity::Validator& validator,
-      std::vector<rec::Ring*> rings, const identity::RevocationRegistry* revocations = nullptr);
+      std::vector<rec::Ring*> rings, const identity::RevocationRegistry* revocations = nullptr,
+      review::ReviewStore* reviews = nullptr);
   SessionFactory& factory() { return factory_; }
   const GatewayContext& context() const { return context_; }
 

@@ -43,20 +43,23 @@ mask::SqlVerdict Guard::judge(std::string_view sql) {
 std::string Guard::refusal_message(const mask::SqlVerdict& v) {
   if (v.kind == mask::SqlVerdict::Kind::kApprove) {
     return fmt::format(
-        "statement refused by gatehouse: rule \"{}\" requires an approval, and "
-        "approval holds are not available on this gateway yet",
+        "statement refused by gatehouse: rule \"{}\" requires an approval, and this gateway "
+        "has no review store (configure admin:)",
         v.rule);
   }
   return fmt::format("statement refused by gatehouse rule \"{}\"", v.rule);
 }
 
 std::string Guard::refusal_error(const mask::SqlVerdict& v) {
+  return refusal_error(refusal_message(v), v.reason);
+}
+
+std::string Guard::refusal_error(std::string_view message, std::string_view detail) {
   std::string out;
-  const std::string message = refusal_message(v);
   encode_error_response(out, ErrorFields{.severity = "ERROR",
                                          .sqlstate = kInsufficientPrivilege,
                                          .message = message,
-                                         .detail = v.reason});
+                                         .detail = detail});
   return out;
 }
 

@@ -37,6 +37,8 @@ class Guard {
   // The ErrorResponse a refusal sends (severity ERROR, 42501, naming the rule).
   static std::string refusal_message(const mask::SqlVerdict& v);
   static std::string refusal_error(const mask::SqlVerdict& v);
+  // The same ErrorResponse with a message and detail of the caller's (approval holds).
+  static std::string refusal_error(std::string_view message, std::string_view detail);
 
   // The message sent upstream in place of a refused one: a Query, or for a refused Parse a Parse
   // of the same statement name, whose text fails to parse. `ready` is the number of the

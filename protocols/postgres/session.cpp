@@ -169,6 +169,11 @@ class Session final : public engine::ProtocolSession {
       : ctx_(ctx), shard_(shard), listener_(listener), session_id_(random_u64()),
         startup_decoder_(ctx.limits) {}
 
+  ~Session() override {
+    // A held statement whose client is gone is never run; its review says so.
+    if (hold_) hold_->ticket.settle(review::State::kCancelled);
+  }
+
   void on_start(Connection& c) override {
     c.set_deadline_ms(ctx_.config->engine.auth_timeout_ms);
   }
@@ -220,7 +225,14 @@ class Session final : public engine::ProtocolSession {
   }
 
   void on_deadline(Connection& c) override {
-    if (phase_ == Phase::kReady) return;
+    if (phase_ == Phase::kReady) {
+      // A held statement's review timed out (unless it was decided a moment ago).
+      if (hold_) {
+        hold_->ticket.settle(review::State::kExpired);
+        pump(c);
+      }
+      return;
+    }
     fail_session(c, kConnectionFailure, "canceling authentication due to timeout",
                  fmt::format("login not complete within its deadline (phase {})", phase_name()));
   }
@@ -228,6 +240,11 @@ class Session final : public engine::ProtocolSession {
   void on_control(Connection& c, uint32_t value) override {
     // A CancelRequest for this session arrived (on any shard) with this secret key.
     if (value != uint32_t(gateway_key_) || upstream_pid_ == 0 || phase_ != Phase::kReady) return;
+    if (hold_ && hold_->ticket.settle(review::State::kCancelled)) {
+      // The held statement never reached the server: the gateway cancels it itself.
+      pump(c);
+      return;
+    }
     const auto& address = connection_->upstream.address;
     c.open_outbound(address.storage, address.length,
                     std::make_unique<CancelForwarder>(upstream_pid_, upstream_key_));
@@ -239,11 +256,16 @@ class Session final : public engine::ProtocolSession {
     // A session still logging in is checked when it authenticates, like every other.
     if (!started_ || phase_ == Phase::kDone || c.closing()) return;
     const gh::identity::Revocation* revoked = ctx_.shards[shard_]->revocations.get().find(identity_);
-    if (revoked != nullptr) end_revoked(c, "token revoked: " + gh::identity::describe(*revoked));
+    if (revoked != nullptr) {
+      end_revoked(c, "token revoked: " + gh::identity::describe(*revoked));
+      return;
+    }
+    if (hold_) pump(c);  // its review may have been decided
   }
 
   void on_drain(Connection& c) override {
     drain_requested_ = true;
+    if (hold_ && hold_->ticket.settle(review::State::kCancelled)) pump(c);
     if (phase_ != Phase::kReady || awaiting_ready_ == 0) finish_drain(c);
   }
 
@@ -751,6 +773,7 @@ class Session final : public engine::ProtocolSession {
 
   bool step_client_ready(Connection& c) {
     Link& in = c.client();
+    if (hold_) return step_hold(c);  // nothing after a held statement moves until it is decided
     if (held_) return release_held(c);
     if (stream_left_[0] > 0) return stream(c, Side::kClient);
     const bool started = gather_[0].active();
@@ -796,12 +819,20 @@ class Session final : public engine::ProtocolSession {
       ++awaiting_ready_;
       record_statement(c, "query", query->sql);
       if (guard_.sql_active()) {
-        if (auto v = guard_.judge(query->sql); !v.allowed()) return refuse_statement(c, v, nullptr);
+        if (auto v = guard_.judge(query->sql); !v.allowed()) {
+          if (v.kind == mask::SqlVerdict::Kind::kApprove && ctx_.reviews != nullptr)
+            return start_hold(c, v, query->sql, nullptr);
+          return refuse_statement(c, v, nullptr);
+        }
       }
     } else if (const auto* parse = std::get_if<Parse>(&d.message)) {
       record_statement(c, "parse", parse->query);
       if (guard_.sql_active()) {
-        if (auto v = guard_.judge(parse->query); !v.allowed()) return refuse_statement(c, v, parse);
+        if (auto v = guard_.judge(parse->query); !v.allowed()) {
+          if (v.kind == mask::SqlVerdict::Kind::kApprove && ctx_.reviews != nullptr)
+            return start_hold(c, v, parse->query, parse);
+          return refuse_statement(c, v, parse);
+        }
       }
     } else if (std::holds_alternative<FunctionCall>(d.message)) {
       // Only gathered when the connection has SQL rules.
@@ -828,17 +859,180 @@ class Session final : public engine::ProtocolSession {
   // after any error of its own; its syntax error comes back in order and is swapped for the
   // refusal (guard.hpp).
   bool refuse_statement(Connection& c, const mask::SqlVerdict& verdict, const Parse* parse) {
-    const uint64_t ready = guard_.ready_count() + awaiting_ready_ + (parse != nullptr ? 1 : 0);
-    const std::string stand_in = guard_.stand_in(parse != nullptr, parse != nullptr ? parse->statement : "",
-                                                 ready, Guard::refusal_error(verdict));
+    return refuse_statement(c, verdict, parse != nullptr,
+                            parse != nullptr ? parse->statement : std::string_view(),
+                            Guard::refusal_message(verdict), verdict.reason);
+  }
+  bool refuse_statement(Connection& c, const mask::SqlVerdict& verdict, bool parse,
+                        std::string_view statement_name, const std::string& message,
+                        std::string_view detail) {
+    const uint64_t ready = guard_.ready_count() + awaiting_ready_ + (parse ? 1 : 0);
+    const std::string stand_in =
+        guard_.stand_in(parse, statement_name, ready, Guard::refusal_error(message, detail));
     gather_[0].drop(c.client());
-    const std::string message = Guard::refusal_message(verdict);
     record(c, EventType::kError,
            {Field{FieldTag::kSqlState, kInsufficientPrivilege}, Field{FieldTag::kMessage, message},
-            Field{FieldTag::kReason, verdict.reason}, Field{FieldTag::kOrigin, "gateway"},
+            Field{FieldTag::kReason, detail}, Field{FieldTag::kOrigin, "gateway"},
             Field{FieldTag::kRule, verdict.rule}});
     c.upstream().write(stand_in);
     return true;
+  }
+
+  // ---- approval holds -------------------------------------------------------------------------
+  //
+  // A statement under an approve rule stays where it would have been forwarded from: whole in
+  // gather_[0], with every client byte after it unread (pipelined statements wait behind it, and
+  // the engine stops reading past its backlog limit). Its review is in the shared store; the
+  // decision arrives through an atomic cell that this session reads when the shard's tick sees
+  // the review epoch move, or on the deadline of its time-out. Approved, the held bytes go
+  // upstream unchanged after their hash is checked again; otherwise the refusal takes the
+  // usual stand-in path, so the extended protocol stays in sync.
+
+  struct Hold {
+    review::Ticket ticket;
+    mask::SqlVerdict verdict;
+    bool parse = false;
+    std::string statement_name;  // of a held Parse
+    uint32_t timeout_s = 0;
+    bool notice_sent = false;
+  };
+
+  bool start_hold(Connection& c, const mask::SqlVerdict& verdict, std::string_view sql,
+                  const Parse* parse) {
+    const config::ApproveRule* rule = nullptr;
+    for (const config::ApproveRule& r : connection_->guardrails.approve) {
+      if (r.name == verdict.rule) rule = &r;
+    }
+    GH_ASSERT(rule != nullptr);  // an approve verdict names one of the connection's rules
+    review::Request request{.connection = connection_->name,
+                            .rule = verdict.rule,
+                            .reason = verdict.reason,
+                            .statement = std::string(sql),
+                            .kind = parse != nullptr ? "parse" : "query",
+                            .requester_chain = chain_,
+                            .approver_groups = rule->approver_groups,
+                            .approvals_min = rule->approvals_min,
+                            .timeout_s = rule->timeout_s,
+                            .session_id = fmt::format("{:016x}", session_id_),
+                            .client_address = c.client_address()};
+    auto ticket = ctx_.reviews->submit(std::move(request));
+    if (!ticket) {
+      return refuse_statement(
+          c, verdict, parse != nullptr, parse != nullptr ? parse->statement : std::string_view(),
+          fmt::format("statement refused by gatehouse: rule \"{}\" requires an approval, and no "
+                      "review could be opened",
+                      verdict.rule),
+          ticket.error().message);
+    }
+    hold_ = Hold{.ticket = std::move(*ticket),
+                 .verdict = verdict,
+                 .parse = parse != nullptr,
+                 .statement_name = parse != nullptr ? std::string(parse->statement) : std::string(),
+                 .timeout_s = rule->timeout_s,
+                 .notice_sent = false};
+    record(c, EventType::kReview,
+           {Field{FieldTag::kReviewId, hold_->ticket.id}, Field{FieldTag::kOutcome, "requested"},
+            Field{FieldTag::kRule, verdict.rule}, Field{FieldTag::kReason, verdict.reason},
+            Field{FieldTag::kStatementHash, hold_->ticket.sha256}});
+    c.set_deadline_ms(rule->timeout_s * 1000);
+    send_hold_notice(c);
+    return true;
+  }
+
+  // The client is told at once that its statement waits, and for what: as a NoticeResponse
+  // (asynchronous, allowed between any two messages), so only between upstream messages.
+  void send_hold_notice(Connection& c) {
+    if (hold_->notice_sent || stream_left_[1] > 0 || gather_[1].active()) return;
+    const std::string& id = hold_->ticket.id;
+    const std::string message = fmt::format(
+        "gatehouse holds this statement for approval: review {} (rule \"{}\")", id,
+        hold_->verdict.rule);
+    const std::string detail = fmt::format(
+        "The statement runs once approved, and is refused if denied or not approved within {} s. "
+        "Statement SHA-256: {}.",
+        hold_->timeout_s, hold_->ticket.sha256);
+    const std::string hint = fmt::format(
+        "An approver runs: gatehouse review approve {} (or: gatehouse review deny {} --reason ...)",
+        id, id);
+    std::string out;
+    encode_notice_response(out, ErrorFields{.severity = "NOTICE",
+                                            .sqlstate = "00000",
+                                            .message = message,
+                                            .detail = detail,
+                                            .hint = hint});
+    c.client().write(out);
+    hold_->notice_sent = true;
+  }
+
+  bool step_hold(Connection& c) {
+    send_hold_notice(c);
+    const review::State state = hold_->ticket.state();
+    if (state == review::State::kPending || !hold_->notice_sent) return false;
+    Hold hold = std::move(*hold_);
+    hold_.reset();
+    c.set_deadline_ms(0);
+    const std::string& id = hold.ticket.id;
+    const review::Cell& cell = *hold.ticket.cell;
+    if (state == review::State::kApproved) {
+      // The held bytes are still those hashed (no client input was read meanwhile); checked
+      // again, since this is what the approval is bound to.
+      auto frame = gather_[0].take(c.client(), gather_[0].frame_bytes());
+      GH_ASSERT(frame.has_value());
+      const FrontendDecoded d = decode_frontend_frame(*frame, ctx_.limits);
+      std::string_view text;
+      if (const auto* q = std::get_if<Query>(&d.message)) text = q->sql;
+      if (const auto* p = std::get_if<Parse>(&d.message)) text = p->query;
+      if (review::statement_sha256(text) != hold.ticket.sha256) {
+        return refuse_statement(c, hold.verdict, hold.parse, hold.statement_name,
+                                fmt::format("statement refused by gatehouse: it does not match "
+                                            "what review {} approved",
+                                            id),
+                                "statement hash mismatch");
+      }
+      std::vector<Field> fields{{FieldTag::kReviewId, id}, {FieldTag::kOutcome, "approved"},
+                                {FieldTag::kRule, hold.verdict.rule},
+                                {FieldTag::kStatementHash, hold.ticket.sha256}};
+      for (const std::string& a : cell.approvers) fields.push_back({FieldTag::kApprover, a});
+      record(c, EventType::kReview, fields);
+      if (strict_durability()) {
+        return hold_until_durable(c, hold.parse ? std::optional<std::string>(hold.statement_name)
+                                                : std::nullopt);
+      }
+      gather_[0].forward(c, Side::kClient);
+      return true;
+    }
+    std::string message;
+    std::string detail;
+    std::string_view outcome = review::state_name(state);
+    switch (state) {
+      case review::State::kDenied:
+        message = fmt::format("statement refused by gatehouse: review {} (rule \"{}\") was denied",
+                              id, hold.verdict.rule);
+        detail = fmt::format("denied by {}: {}", cell.denied_by, cell.deny_reason);
+        record(c, EventType::kReview,
+               {Field{FieldTag::kReviewId, id}, Field{FieldTag::kOutcome, outcome},
+                Field{FieldTag::kRule, hold.verdict.rule}, Field{FieldTag::kApprover, cell.denied_by},
+                Field{FieldTag::kReason, cell.deny_reason}});
+        break;
+      case review::State::kExpired:
+        message = fmt::format(
+            "statement refused by gatehouse: review {} (rule \"{}\") was not approved within {} s",
+            id, hold.verdict.rule, hold.timeout_s);
+        detail = hold.verdict.reason;
+        record(c, EventType::kReview,
+               {Field{FieldTag::kReviewId, id}, Field{FieldTag::kOutcome, outcome},
+                Field{FieldTag::kRule, hold.verdict.rule}});
+        break;
+      default:
+        message = fmt::format("statement refused by gatehouse: review {} (rule \"{}\") was cancelled",
+                              id, hold.verdict.rule);
+        detail = "cancel request, or the gateway is shutting down";
+        record(c, EventType::kReview,
+               {Field{FieldTag::kReviewId, id}, Field{FieldTag::kOutcome, outcome},
+                Field{FieldTag::kRule, hold.verdict.rule}, Field{FieldTag::kReason, detail}});
+        break;
+    }
+    return refuse_statement(c, hold.verdict, hold.parse, hold.statement_name, message, detail);
   }
 
   bool step_upstream_ready(Connection& c) {
@@ -1236,6 +1430,7 @@ class Session final : public engine::ProtocolSession {
   Gather gather_[2];
   uint64_t stream_left_[2] = {0, 0};
   Guard guard_;                // deny rules and masking (protocols/postgres/guard.hpp)
+  std::optional<Hold> hold_;   // a statement waiting for its review
   std::string rewrite_;        // a masked DataRow
 
   std::string user_;

@@ -13,6 +13,7 @@
 #include "core/config.hpp"
 #include "core/engine/connection.hpp"
 #include "core/engine/session.hpp"
+#include "core/review.hpp"
 #include "core/identity/jwt.hpp"
 #include "core/identity/revocation.hpp"
 #include "core/identity/validation_cache.hpp"
@@ -49,6 +50,8 @@ struct GatewayContext {
   std::unordered_map<std::string, const tls::ClientContext*> upstream_tls;  // by connection
   std::vector<rec::Ring*> rings;  // by shard: the producer end is the shard's own
   std::vector<ShardState*> shards;  // by shard
+  // Approval holds: where held statements wait for their review (null: approve rules refuse).
+  review::ReviewStore* reviews = nullptr;
   // Compiled guardrails, by connection name (mask/policy.hpp).
   std::unordered_map<std::string, const mask::ConnectionPolicy*> policies;
   DecoderLimits limits;

@@ -120,8 +120,12 @@ constexpr const char* kGuarded = R"(
     allow_function_call: true
 )";
 
+// Approve rules need the admin API, where their reviews are decided.
+constexpr const char* kAdmin = "admin:\n  address: 127.0.0.1:7443\n  admin_groups: [gh-admins]\n";
+
 std::string guarded(const std::string& rules = kGuarded) {
-  return replaced(kValid, "      tls: require\n", std::string("      tls: require\n") + (rules.c_str() + 1));
+  return replaced(kValid, "      tls: require\n", std::string("      tls: require\n") + (rules.c_str() + 1)) +
+         kAdmin;
 }
 
 TEST(Config, ReadsGuardrailRules) {
@@ -143,6 +147,24 @@ TEST(Config, ReadsGuardrailRules) {
   EXPECT_EQ(g.mask[1].columns, std::vector<std::string>{"ssn"});
   EXPECT_TRUE(g.allow_function_call);
   EXPECT_TRUE(g.has_sql_rules());
+}
+
+TEST(Config, ApproveRulesNeedTheAdminApiAndReadTheReviewWebhook) {
+  setenv("GH_TEST_PW", "s3cret", 1);
+  const std::string rules = guarded();
+  const std::string without_admin = rules.substr(0, rules.size() - std::string(kAdmin).size());
+  auto refused = parse_text(without_admin);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("test.yaml: connections[0].approve: approval reviews are "
+                                         "decided on the admin API"),
+            std::string::npos)
+      << refused.error().message;
+  auto hooked = parse_text(rules + "  reviews:\n    webhook_url: http://127.0.0.1:9/hook\n");
+  ASSERT_TRUE(hooked) << hooked.error().message;
+  EXPECT_EQ(hooked->admin->review_webhook_url, "http://127.0.0.1:9/hook");
+  auto bad = parse_text(rules + "  reviews:\n    webhook_url: ftp://x\n");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("admin.reviews.webhook_url: expected an http"), std::string::npos);
 }
 
 // A broken rule fails the load with the file, the rule's path and name, and the reason.
