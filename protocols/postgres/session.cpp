@@ -909,7 +909,7 @@ class Session final : public engine::ProtocolSession {
                             .reason = verdict.reason,
                             .statement = std::string(sql),
                             .kind = parse != nullptr ? "parse" : "query",
-                            .requester_chain = chain_,
+                            .requester_chain = identity_.chain(),
                             .approver_groups = rule->approver_groups,
                             .approvals_min = rule->approvals_min,
                             .timeout_s = rule->timeout_s,
@@ -924,12 +924,12 @@ class Session final : public engine::ProtocolSession {
                       verdict.rule),
           ticket.error().message);
     }
-    hold_ = Hold{.ticket = std::move(*ticket),
+    hold_ = std::make_unique<Hold>(Hold{.ticket = std::move(*ticket),
                  .verdict = verdict,
                  .parse = parse != nullptr,
                  .statement_name = parse != nullptr ? std::string(parse->statement) : std::string(),
                  .timeout_s = rule->timeout_s,
-                 .notice_sent = false};
+                 .notice_sent = false});
     record(c, EventType::kReview,
            {Field{FieldTag::kReviewId, hold_->ticket.id}, Field{FieldTag::kOutcome, "requested"},
             Field{FieldTag::kRule, verdict.rule}, Field{FieldTag::kReason, verdict.reason},
@@ -1430,7 +1430,7 @@ class Session final : public engine::ProtocolSession {
   Gather gather_[2];
   uint64_t stream_left_[2] = {0, 0};
   Guard guard_;                // deny rules and masking (protocols/postgres/guard.hpp)
-  std::optional<Hold> hold_;   // a statement waiting for its review
+  std::unique_ptr<Hold> hold_;  // a statement waiting for its review (on the heap: rare)
   std::string rewrite_;        // a masked DataRow
 
   std::string user_;
