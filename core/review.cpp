@@ -96,6 +96,10 @@ ReviewStore::ReviewStore(std::function<int64_t()> clock_s,
     : clock_s_(clock_s ? std::move(clock_s) : wall_clock_s), on_submit_(std::move(on_submit)) {}
 
 Result<Ticket> ReviewStore::submit(Request request) {
+  if (request.statement.size() > kStatementBytesMax) {
+    return fail(fmt::format("the statement of {} bytes is larger than the {} bytes a review shows",
+                            request.statement.size(), kStatementBytesMax));
+  }
   Entry e;
   e.cell = std::make_shared<Cell>();
   e.review.sha256 = statement_sha256(request.statement);

@@ -112,13 +112,16 @@ class ReviewStore {
   // Reviews kept after their decision (for `review list`), and pending reviews at most.
   static constexpr size_t kDecidedKeptMax = 256;
   static constexpr size_t kPendingMax = 1024;
+  // Held statements above this are refused rather than reviewed: an approver has to read it,
+  // and listings copy it under the mutex.
+  static constexpr size_t kStatementBytesMax = 1u << 20;
 
   // `clock_s`: unix seconds. `on_submit` (may be empty) is called after each new review, outside
   // the mutex, on the submitting thread: it must not block (the webhook queues).
   explicit ReviewStore(std::function<int64_t()> clock_s = {},
                        std::function<void(const Review&)> on_submit = {});
 
-  // Shard side. Fails when kPendingMax reviews are pending.
+  // Shard side. Fails when kPendingMax reviews are pending, or the statement is too large.
   Result<Ticket> submit(Request request);
 
   // Admin side. Snapshots, newest first; pending and decided ones.

@@ -170,6 +170,10 @@ TEST_F(ReviewStoreTest, TheShardSettlingFirstWinsOverALateApproval) {
   EXPECT_TRUE(gone.settle(State::kCancelled));  // the client disconnected
   EXPECT_EQ(store_.find(gone.id)->state, State::kCancelled);
   EXPECT_FALSE(store_.approve("r-nonexistent", person("bob", {"dba"}), t.sha256).has_value());
+  // Too large to review: refused at once rather than held.
+  const auto huge = store_.submit(request(std::string(ReviewStore::kStatementBytesMax + 1, 'x')));
+  ASSERT_FALSE(huge.has_value());
+  EXPECT_NE(huge.error().message.find("larger than"), std::string::npos);
 }
 
 // Approvals racing with the shard's time-out: exactly one side decides, and the shard sees

@@ -341,5 +341,40 @@ TEST(SessionSummary, ProvenanceLineageAndAdminEvents) {
       << format_replay(admin);
 }
 
+// An approval hold reads back as the request, then its decision with the approvers or the reason.
+TEST(SessionSummary, ReviewEventsReplayWithApproversAndReasons) {
+  const std::string hash(64, 'a');
+  const std::vector<StoredEvent> session = {
+      {EventType::kReview, 9, 0, kBaseTimeNs,
+       {{FieldTag::kReviewId, "r-0011223344556677"},
+        {FieldTag::kOutcome, "requested"},
+        {FieldTag::kRule, "schema-changes"},
+        {FieldTag::kReason, "alter of app.accounts (statement 1)"},
+        {FieldTag::kStatementHash, hash}}},
+      {EventType::kReview, 9, 1, kBaseTimeNs + 1,
+       {{FieldTag::kReviewId, "r-0011223344556677"},
+        {FieldTag::kOutcome, "approved"},
+        {FieldTag::kApprover, "bob"},
+        {FieldTag::kApprover, "carol \u2192 review-bot"}}},
+      {EventType::kReview, 9, 2, kBaseTimeNs + 2,
+       {{FieldTag::kReviewId, "r-8899aabbccddeeff"},
+        {FieldTag::kOutcome, "denied"},
+        {FieldTag::kApprover, "bob"},
+        {FieldTag::kReason, "not in the change window"}}}};
+  const std::string replay = format_replay(session);
+  EXPECT_NE(replay.find("review r-0011223344556677 requested: alter of app.accounts (statement 1) "
+                        "(rule schema-changes, sha256 " + hash + ")"),
+            std::string::npos)
+      << replay;
+  EXPECT_NE(replay.find("review r-0011223344556677 approved by bob, carol \u2192 review-bot"),
+            std::string::npos)
+      << replay;
+  EXPECT_NE(replay.find("review r-8899aabbccddeeff denied by bob: not in the change window"),
+            std::string::npos)
+      << replay;
+  EXPECT_EQ(event_type_name(EventType::kReview), "review");
+  EXPECT_EQ(field_tag_name(FieldTag::kStatementHash), "statement_hash");
+}
+
 }  // namespace
 }  // namespace gh::rec
