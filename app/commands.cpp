@@ -20,6 +20,7 @@
 #include "mask/policy.hpp"
 #include "protocols/postgres/gateway.hpp"
 #include "protocols/ssh/gateway.hpp"
+#include "record/catalog.hpp"
 #include "record/export.hpp"
 #include "record/flusher.hpp"
 #include "record/keys.hpp"
@@ -40,6 +41,40 @@ Result<std::string> trail_dir(const TrailOptions& o) {
   auto config = config::load(o.config_file);
   if (!config) return std::unexpected(config.error());
   return config->recording.dir;
+}
+
+// --catalog, else recording.catalog_file of -c CONFIG, else the default inside the trail.
+Result<std::string> catalog_file(const TrailOptions& o, const std::string& given,
+                                 const std::string& dir) {
+  if (!given.empty()) return given;
+  if (o.dir.empty() && !o.config_file.empty()) {
+    auto config = config::load(o.config_file);
+    if (!config) return std::unexpected(config.error());
+    return config->recording.catalog_file;
+  }
+  return rec::default_catalog_file(dir);
+}
+
+// From the catalog when it is complete; otherwise from the segments, telling why on stderr.
+Result<std::vector<rec::SessionSummary>> find_sessions(const std::string& dir,
+                                                       const std::string& catalog_path,
+                                                       const rec::SessionFilter& filter) {
+  const auto scan = [&](const std::string& why) {
+    fmt::print(stderr, "gatehouse: {}: scanning the segments instead (gatehouse reindex {} builds "
+                       "the catalog)\n", why, dir);
+    return rec::list_sessions(dir, filter);
+  };
+  auto catalog = rec::open_sqlite_catalog_readonly(catalog_path);
+  if (!catalog) return scan(catalog.error().message);
+  if (*catalog == nullptr) return scan(fmt::format("no catalog at {}", catalog_path));
+  auto status = (*catalog)->status();
+  if (!status) return scan(status.error().message);
+  if (status->state == rec::CatalogState::kStale) {
+    return scan(fmt::format("catalog {} is stale ({})", catalog_path, status->reason));
+  }
+  auto found = (*catalog)->query(filter);
+  if (!found) return scan(found.error().message);
+  return found;
 }
 
 // "2026-11-23T09:00:00Z" (UTC), or a duration back from now ("2h").
@@ -113,8 +148,31 @@ int serve(const ServeOptions& options) {
   recording.on_error = [](const rec::FlushError& e) {
     fmt::print(stderr, "gatehouse: recording: {}\n", e.message);
   };
+  // The catalog feed outlives the flusher (declared first) and is set before the flusher's
+  // thread starts, once the flusher holds the trail's lock.
+  std::unique_ptr<rec::CatalogFeed> catalog;
+  recording.on_written = [&catalog](uint16_t shard, uint64_t segment,
+                                    std::span<const std::byte> records) {
+    if (catalog) catalog->observe(shard, segment, records);
+  };
   auto flusher = rec::Flusher::create(recording);
   if (!flusher) return error_exit("recording: " + flusher.error().message);
+  if (!config->recording.catalog_file.empty()) {
+    rec::CatalogFeedOptions feed_options;
+    feed_options.file = config->recording.catalog_file;
+    feed_options.trail_dir = config->recording.dir;
+    feed_options.on_error = [](const std::string& message) {
+      fmt::print(stderr, "gatehouse: {}\n", message);
+    };
+    auto feed = rec::CatalogFeed::start(std::move(feed_options));
+    if (feed) {
+      catalog = std::move(*feed);
+    } else {
+      // The segments are the truth: the gateway records without its index.
+      fmt::print(stderr, "gatehouse: catalog: {}; recording without it (gatehouse reindex "
+                         "rebuilds it after the gateway stops)\n", feed.error().message);
+    }
+  }
   if (auto r = (*flusher)->start(); !r) return error_exit("recording: " + r.error().message);
 
   std::vector<rec::Ring*> rings;
@@ -184,7 +242,9 @@ int serve(const ServeOptions& options) {
   if (admin) admin->stop();
   server.request_stop();
   server.join();
-  if (auto r = (*flusher)->stop(); !r) return error_exit("recording: " + r.error().message);
+  auto stopped = (*flusher)->stop();
+  if (catalog) catalog->stop();
+  if (!stopped) return error_exit("recording: " + stopped.error().message);
   const auto counters = (*flusher)->counters();
   fmt::print(stderr, "gatehouse: stopped; {} records recorded\n", counters.records);
   return 0;
@@ -294,6 +354,7 @@ Result<rec::SessionFilter> session_filter(const SessionsOptions& o) {
   filter.user = o.user;
   filter.chain_member = o.actor;
   filter.connection = o.connection;
+  filter.limit = o.limit;
   for (const std::string& claim : o.claims) {
     const size_t eq = claim.find('=');
     if (eq == std::string::npos || eq == 0) return fail(fmt::format("--claim '{}': use name=value", claim));
@@ -318,13 +379,30 @@ int sessions(const SessionsOptions& o) {
   if (!dir) return error_exit(dir.error().message, 2);
   auto filter = session_filter(o);
   if (!filter) return error_exit(filter.error().message, 2);
-  auto list = rec::list_sessions(*dir, *filter);
+  auto catalog = catalog_file(o.trail, o.catalog_file, *dir);
+  if (!catalog) return error_exit(catalog.error().message, 2);
+  auto list = find_sessions(*dir, *catalog, *filter);
   if (!list) return error_exit(list.error().message, 2);
   if (o.trail.json) {
     fmt::print("{}\n", rec::dump_json(rec::sessions_to_json(*list)));
   } else {
     fmt::print("{}", rec::format_sessions_table(*list));
   }
+  return 0;
+}
+
+int reindex(const ReindexOptions& o) {
+  auto dir = trail_dir(o.trail);
+  if (!dir) return error_exit(dir.error().message, 2);
+  auto catalog = catalog_file(o.trail, o.catalog_file, *dir);
+  if (!catalog) return error_exit(catalog.error().message, 2);
+  auto report = rec::rebuild_sqlite_catalog(*dir, *catalog);
+  if (!report) return error_exit(report.error().message, 1);
+  if (!report->replaced.empty()) {
+    fmt::print(stderr, "gatehouse: replaced an unreadable catalog ({})\n", report->replaced);
+  }
+  fmt::print("{}: {} sessions from {} records in {}\n", *catalog, report->sessions,
+             report->records, *dir);
   return 0;
 }
 
@@ -355,7 +433,9 @@ int export_bundle(const ExportOptions& o) {
   } else {
     auto filter = session_filter(o.select);
     if (!filter) return error_exit(filter.error().message, 2);
-    auto list = rec::list_sessions(*dir, *filter);
+    auto catalog = catalog_file(o.select.trail, o.select.catalog_file, *dir);
+    if (!catalog) return error_exit(catalog.error().message, 2);
+    auto list = find_sessions(*dir, *catalog, *filter);
     if (!list) return error_exit(list.error().message, 2);
     for (const auto& s : *list) ids.insert(s.session_id);
   }

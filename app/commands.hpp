@@ -2,6 +2,7 @@
 // and no module depends on it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -51,14 +52,21 @@ struct VerifyOptions {
 int verify(const VerifyOptions&);
 struct SessionsOptions {
   TrailOptions trail;
+  std::string catalog_file;  // default: recording.catalog_file, else <dir>/catalog.sqlite
   std::string user;
   std::string actor;
   std::string connection;
   std::vector<std::string> claims;  // name=value, CI provenance
   std::string since;
   std::string until;
+  size_t limit = 0;  // 0: all
 };
 int sessions(const SessionsOptions&);
+struct ReindexOptions {
+  TrailOptions trail;
+  std::string catalog_file;
+};
+int reindex(const ReindexOptions&);
 int replay(const TrailOptions&, const std::string& session_id);
 struct ExportOptions {
   SessionsOptions select;  // the sessions filters; all sessions when none is given

@@ -113,7 +113,17 @@ int main(int argc, char** argv) {
   sessions_cmd->add_option("--claim", sessions.claims, "CI provenance claim name=value; repeatable");
   sessions_cmd->add_option("--since", sessions.since, "Active at or after (RFC 3339 UTC, or a duration ago: 2h)");
   sessions_cmd->add_option("--until", sessions.until, "Started at or before (same forms)");
+  sessions_cmd->add_option("--catalog", sessions.catalog_file,
+                           "Catalog file (default: recording.catalog_file, or DIR/catalog.sqlite)");
+  sessions_cmd->add_option("--limit", sessions.limit, "At most this many sessions (the earliest)");
   sessions_cmd->add_flag("--json", sessions.trail.json, "JSON output");
+
+  gh::app::ReindexOptions reindex;
+  auto* reindex_cmd = app.add_subcommand("reindex", "Rebuild the session catalog from the segments");
+  reindex_cmd->add_option("dir", reindex.trail.dir, "Trail directory (recording.dir)");
+  reindex_cmd->add_option("-c,--config", reindex.trail.config_file, "Take the trail and catalog from it");
+  reindex_cmd->add_option("--catalog", reindex.catalog_file,
+                          "Catalog file (default: recording.catalog_file, or DIR/catalog.sqlite)");
 
   gh::app::TrailOptions replay;
   std::string replay_id;
@@ -149,6 +159,7 @@ int main(int argc, char** argv) {
   }
   if (*verify_cmd) return gh::app::verify(verify);
   if (*sessions_cmd) return gh::app::sessions(sessions);
+  if (*reindex_cmd) return gh::app::reindex(reindex);
   if (*replay_cmd) return gh::app::replay(replay, replay_id);
   if (*export_cmd) return gh::app::export_bundle(exported);
   return 2;

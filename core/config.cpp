@@ -556,7 +556,7 @@ Result<RecordingConfig> parse_recording(const Reader& r, const YAML::Node& n) {
   if (auto ok = r.only_keys(n, p, {"enabled", "dir", "flush_interval_ms", "durability", "ring_bytes",
                                    "segment_bytes_max",
                                    "segment_age_s", "checkpoint_interval_s", "node_key_file",
-                                   "keyring_file", "anchor_file"});
+                                   "keyring_file", "anchor_file", "catalog_file"});
       !ok)
     return std::unexpected(ok.error());
   RecordingConfig rc;
@@ -578,6 +578,7 @@ Result<RecordingConfig> parse_recording(const Reader& r, const YAML::Node& n) {
   GH_TRY(node_key, r.string(n, p, "node_key_file", "node.key"));
   GH_TRY(keyring, r.string(n, p, "keyring_file", "keyring.json"));
   GH_TRY(anchor, r.string(n, p, "anchor_file", ""));
+  GH_TRY(catalog, r.string(n, p, "catalog_file", ""));
   rc.segment_age_s = age;
   rc.checkpoint_interval_s = checkpoint;
   rc.node_key_file = r.path_of(node_key);
@@ -585,6 +586,7 @@ Result<RecordingConfig> parse_recording(const Reader& r, const YAML::Node& n) {
   if (!anchor.empty()) rc.anchor_file = r.path_of(anchor);
   rc.enabled = enabled;
   rc.dir = r.path_of(dir);
+  rc.catalog_file = catalog.empty() ? rc.dir + "/catalog.sqlite" : r.path_of(catalog);
   rc.flush_interval_ms = flush;
   rc.ring_bytes = ring;
   rc.segment_bytes_max = segment;

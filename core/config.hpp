@@ -144,6 +144,9 @@ struct RecordingConfig {
   std::string keyring_file;
   // Checkpoints and seals are appended here too; keep it outside `dir` (empty: none).
   std::string anchor_file;
+  // The session catalog (SQLite) that `gatehouse sessions` answers from; default
+  // <dir>/catalog.sqlite.
+  std::string catalog_file;
 };
 
 struct Config {

@@ -97,6 +97,7 @@ Result<std::unique_ptr<Flusher>> Flusher::create(FlusherOptions options) {
         .segment_bytes_max = o.segment_bytes_max,
         .key = o.key,
         .io = o.io,
+        .on_written = o.on_written,
     });
     if (!writer) return fail("recorder: " + writer.error().message);
     shard->writer = std::move(*writer);

@@ -53,6 +53,8 @@ struct FlusherOptions {
   // Called on the flusher thread for every failed attempt; must not block or call back in.
   std::function<void(const FlushError&)> on_error;
   SegmentIo* io = nullptr;  // posix_segment_io() when null; tests inject faults here
+  // Sees every batch once it is in its segment file (the session catalog's feed).
+  WrittenRecordsHook on_written;
 };
 
 struct FlusherCounters {

@@ -297,6 +297,15 @@ static nlohmann::json claims_to_json(const std::vector<std::pair<std::string, st
   return out;
 }
 
+// Segment references as the trail names the files: "shard-00/00000003.seg".
+static nlohmann::json segments_to_json(const std::vector<SegmentRef>& segments) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const SegmentRef& ref : segments) {
+    out.push_back(shard_dir_name(ref.shard) + "/" + segment_file_name(ref.segment));
+  }
+  return out;
+}
+
 nlohmann::json session_to_json(const SessionSummary& s) {
   return nlohmann::json{
       {"session_id", format_session_id(s.session_id)},
@@ -320,7 +329,9 @@ nlohmann::json session_to_json(const SessionSummary& s) {
       {"events", s.events},
       {"statements", s.statements},
       {"errors", s.errors},
+      {"verdicts", {{"allowed", s.allowed()}, {"refused", s.refused}, {"masked_rows", s.masked_rows}}},
       {"end_reason", s.end_reason},
+      {"segments", segments_to_json(s.segments)},
   };
 }
 

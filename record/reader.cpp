@@ -619,8 +619,15 @@ void accumulate(SessionSummary& s, EventType type, uint64_t time_ns,
     case EventType::kStatement:
       ++s.statements;
       break;
-    case EventType::kError:
+    case EventType::kError: {
       ++s.errors;
+      bool by_rule = false;
+      for_each_field([&](FieldTag tag, std::string_view) { by_rule |= tag == FieldTag::kRule; });
+      if (by_rule) ++s.refused;  // a guardrail's refusal names its rule
+      break;
+    }
+    case EventType::kMaskedRow:
+      ++s.masked_rows;
       break;
     case EventType::kSessionEnd:
       s.ended = true;
@@ -651,6 +658,19 @@ bool matches(const SessionFilter& filter, const SessionSummary& s) {
   return true;
 }
 
+void fold_record(SessionSummary& s, const RecordView& view, uint16_t shard, uint64_t segment) {
+  if (s.events == 0) {
+    s.session_id = view.session_id;
+    s.shard = shard;
+  }
+  // Records come in segment order, so a new segment is the last one listed or a later one.
+  const SegmentRef ref{shard, segment};
+  if (s.segments.empty() || s.segments.back() < ref) s.segments.push_back(ref);
+  accumulate(s, view.type, view.time_ns, [&](auto&& fn) {
+    view.for_each_field([&](const Field& field) { fn(field.tag, field.value); });
+  });
+}
+
 Result<std::vector<SessionSummary>> list_sessions(const std::string& dir,
                                                   const SessionFilter& filter) {
   std::map<uint64_t, SessionSummary> by_id;
@@ -658,15 +678,7 @@ Result<std::vector<SessionSummary>> list_sessions(const std::string& dir,
     const RecordView& view = r.record.view;
     if (filter.session_id && *filter.session_id != view.session_id) return true;
     if (is_control_type(view.type)) return true;  // trail control records belong to no session
-    auto [it, inserted] = by_id.try_emplace(view.session_id);
-    SessionSummary& s = it->second;
-    if (inserted) {
-      s.session_id = view.session_id;
-      s.shard = r.shard;
-    }
-    accumulate(s, view.type, view.time_ns, [&](auto&& fn) {
-      view.for_each_field([&](const Field& field) { fn(field.tag, field.value); });
-    });
+    fold_record(by_id[view.session_id], view, r.shard, r.segment_sequence);
     return true;
   });
   if (!walked) return std::unexpected(walked.error());

@@ -94,6 +94,13 @@ struct TrailRecord {
 [[nodiscard]] Result<void> for_each_record(
     const std::string& dir, const std::function<bool(const TrailRecord&)>& on_record);
 
+// A segment holding records of a session.
+struct SegmentRef {
+  uint16_t shard = 0;
+  uint64_t segment = 0;  // segment sequence
+  auto operator<=>(const SegmentRef&) const = default;
+};
+
 struct SessionSummary {
   uint64_t session_id = 0;
   uint16_t shard = 0;
@@ -108,7 +115,14 @@ struct SessionSummary {
   uint64_t events = 0;
   uint64_t statements = 0;
   uint64_t errors = 0;  // kError and kAuthFailure events
+  // Verdicts: statements refused by a guardrail (a gateway error naming its rule), and rows whose
+  // values were masked. The statements not refused were allowed.
+  uint64_t refused = 0;
+  uint64_t masked_rows = 0;
   std::string end_reason;
+  std::vector<SegmentRef> segments;  // ascending; filled by list_sessions and the catalog
+  uint64_t allowed() const { return statements >= refused ? statements - refused : 0; }
+  bool operator==(const SessionSummary&) const = default;
 };
 
 struct SessionFilter {
@@ -124,7 +138,14 @@ struct SessionFilter {
 };
 bool matches(const SessionFilter& filter, const SessionSummary& summary);
 
-// Summaries sorted by start time, then id. Scans every segment (a catalog index comes later).
+// Folds one more record of a session into `summary` (what list_sessions does for each record).
+// The first record folded sets session_id and shard. Used by the catalog to build partial
+// summaries (record/catalog.hpp).
+void fold_record(SessionSummary& summary, const RecordView& record, uint16_t shard,
+                 uint64_t segment);
+
+// Summaries sorted by start time, then id. Scans every segment (the catalog answers from its
+// index instead: record/catalog.hpp).
 [[nodiscard]] Result<std::vector<SessionSummary>> list_sessions(const std::string& dir,
                                                                 const SessionFilter& filter = {});
 // The session's events in sequence order; fails when no record carries `session_id`.

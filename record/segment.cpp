@@ -740,6 +740,7 @@ Result<void> ShardWriter::write_staged() {
   records_written_ += staged_records_;
   chain_ = staged_chain_;
   written_ = Mark{file_bytes_, segment_records_, staged_chain_, merkle_, checkpoint_};
+  if (options_.on_written) options_.on_written(options_.shard, header_.sequence, staged_);
   staged_.clear();
   staged_records_ = 0;
   staged_written_ = 0;

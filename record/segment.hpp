@@ -113,6 +113,12 @@ class SegmentIo {
 };
 SegmentIo& posix_segment_io();
 
+// Told of every batch once write_staged() put it on the segment file (synced or not): whole
+// records, control records included, of segment `segment`. Runs on the writer's thread and must
+// not block (the session catalog's feed, record/catalog.hpp).
+using WrittenRecordsHook =
+    std::function<void(uint16_t shard, uint64_t segment, std::span<const std::byte> records)>;
+
 struct ShardWriterOptions {
   std::string trail_dir;
   std::string node_id;
@@ -120,6 +126,7 @@ struct ShardWriterOptions {
   uint64_t segment_bytes_max = limits::segment_bytes_default;
   std::shared_ptr<const NodeKey> key;  // required: signs seals, checkpoints, recovery records
   SegmentIo* io = nullptr;             // posix_segment_io() when null
+  WrittenRecordsHook on_written;       // may be empty
 };
 
 // How the writer picked up an existing shard directory.
