@@ -72,6 +72,10 @@ Result<std::vector<rec::SessionSummary>> find_sessions(const std::string& dir,
   if (status->state == rec::CatalogState::kStale) {
     return scan(fmt::format("catalog {} is stale ({})", catalog_path, status->reason));
   }
+  if (status->state == rec::CatalogState::kLive && !rec::recorder_holds(dir)) {
+    return scan(fmt::format("catalog {} was left live by a gateway that did not stop cleanly",
+                            catalog_path));
+  }
   auto found = (*catalog)->query(filter);
   if (!found) return scan(found.error().message);
   return found;

@@ -24,7 +24,7 @@ namespace gh::rec {
 namespace {
 
 // Bumped when the schema changes; an older catalog is refused with "run gatehouse reindex".
-constexpr std::string_view kSchemaVersion = "1";
+constexpr std::string_view kSchemaVersion = "1";  // the first released one
 
 // session_values.kind: the lists of a session, each in its recorded order.
 enum ValueKind : int { kMemberValue = 0, kGroupValue = 1, kClaimValue = 2, kLineageValue = 3 };
@@ -35,7 +35,10 @@ constexpr size_t kReindexChunkSessions = 50000;
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sessions(
-  id INTEGER PRIMARY KEY,  -- the u64 session id, same bits as a signed integer
+  -- Assigned in the order sessions first reach the catalog, i.e. by start time: the rows of a
+  -- time range, and their values and segments, sit together on disk.
+  key INTEGER PRIMARY KEY,
+  id INTEGER NOT NULL UNIQUE,  -- the u64 session id, same bits as a signed integer
   shard INTEGER NOT NULL,
   start_ns INTEGER NOT NULL,
   end_ns INTEGER NOT NULL,
@@ -54,21 +57,21 @@ CREATE TABLE IF NOT EXISTS sessions(
   refused INTEGER NOT NULL,
   masked_rows INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS session_values(
-  session_id INTEGER NOT NULL,
+  session_key INTEGER NOT NULL,
   kind INTEGER NOT NULL,  -- 0 chain member, 1 group, 2 claim name=value, 3 token lineage
   position INTEGER NOT NULL,
   value TEXT NOT NULL,
-  PRIMARY KEY(session_id, kind, position)) WITHOUT ROWID;
+  PRIMARY KEY(session_key, kind, position)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS session_segments(
-  session_id INTEGER NOT NULL,
+  session_key INTEGER NOT NULL,
   shard INTEGER NOT NULL,
   segment INTEGER NOT NULL,
-  PRIMARY KEY(session_id, shard, segment)) WITHOUT ROWID;
+  PRIMARY KEY(session_key, shard, segment)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions(db_user, start_ns);
 CREATE INDEX IF NOT EXISTS sessions_by_connection ON sessions(connection, start_ns);
 CREATE INDEX IF NOT EXISTS sessions_by_start ON sessions(start_ns);
 CREATE INDEX IF NOT EXISTS sessions_by_end ON sessions(end_ns);
-CREATE INDEX IF NOT EXISTS values_by_value ON session_values(kind, value, session_id);
+CREATE INDEX IF NOT EXISTS values_by_value ON session_values(kind, value, session_key);
 INSERT OR IGNORE INTO meta(key, value) VALUES('state', 'clean'), ('reason', ''),
   ('duration_ns_max', '0');
 )sql";
@@ -97,11 +100,11 @@ ON CONFLICT(id) DO UPDATE SET
   errors = errors + excluded.errors,
   refused = refused + excluded.refused,
   masked_rows = masked_rows + excluded.masked_rows
-RETURNING end_ns - start_ns
+RETURNING key, end_ns - start_ns
 )sql";
 
 constexpr const char* kSessionColumns =
-    "id, shard, start_ns, end_ns, ended, protocol, connection, client_address, db_user, database, "
+    "key, id, shard, start_ns, end_ns, ended, protocol, connection, client_address, db_user, database, "
     "token_id, issuer, end_reason, events, statements, errors, refused, masked_rows";
 
 int64_t as_signed(uint64_t v) { return static_cast<int64_t>(v); }
@@ -154,7 +157,12 @@ class SqliteCatalog final : public Catalog {
     if (writable) {
       // The catalog can be rebuilt from the segments, so it need not be synced at every commit:
       // NORMAL in WAL mode loses at most the last transactions on power loss, never consistency.
-      if (auto r = exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); !r) return r;
+      // A larger page cache keeps the indexes' hot pages in memory during a rebuild.
+      if (auto r = exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                        "PRAGMA cache_size=-65536;");
+          !r) {
+        return r;
+      }
       if (auto r = exec(kSchema); !r) return r;
       if (auto r = exec(fmt::format("INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '{}')",
                                     kSchemaVersion));
@@ -201,11 +209,11 @@ class SqliteCatalog final : public Catalog {
       args.emplace_back(filter.connection);
     }
     if (!filter.chain_member.empty()) {
-      sql += " AND id IN (SELECT session_id FROM session_values WHERE kind = 0 AND value = ?)";
+      sql += " AND key IN (SELECT session_key FROM session_values WHERE kind = 0 AND value = ?)";
       args.emplace_back(filter.chain_member);
     }
     for (const auto& [name, value] : filter.claims) {
-      sql += " AND id IN (SELECT session_id FROM session_values WHERE kind = 2 AND value = ?)";
+      sql += " AND key IN (SELECT session_key FROM session_values WHERE kind = 2 AND value = ?)";
       args.emplace_back(name + "=" + value);
     }
     if (filter.from_ns) {
@@ -236,11 +244,15 @@ class SqliteCatalog final : public Catalog {
       std::visit([&](const auto& v) { stmt->bind(static_cast<int>(i + 1), v); }, args[i]);
     }
     std::vector<SessionSummary> out;
+    std::vector<int64_t> keys;
     int rc;
-    while ((rc = stmt->step()) == SQLITE_ROW) out.push_back(read_session(*stmt));
+    while ((rc = stmt->step()) == SQLITE_ROW) {
+      keys.push_back(stmt->integer(0));
+      out.push_back(read_session(*stmt));
+    }
     if (rc != SQLITE_DONE) return failure("query");
     stmt->reset();
-    if (auto r = read_lists(out); !r) return std::unexpected(r.error());
+    if (auto r = read_lists(keys, out); !r) return std::unexpected(r.error());
     return out;
   }
 
@@ -254,11 +266,14 @@ class SqliteCatalog final : public Catalog {
               : *state == "live" ? CatalogState::kLive
                                  : CatalogState::kStale;
     s.reason = *reason;
+    return s;
+  }
+
+  Result<uint64_t> session_count() override {
     auto count = prepare("SELECT count(*) FROM sessions");
     if (!count) return std::unexpected(count.error());
     if (count->step() != SQLITE_ROW) return failure("count sessions");
-    s.sessions = as_unsigned(count->integer(0));
-    return s;
+    return as_unsigned(count->integer(0));
   }
 
   Result<void> set_state(CatalogState state, std::string_view reason) override {
@@ -333,17 +348,16 @@ class SqliteCatalog final : public Catalog {
     auto upsert = cached(kUpsertSession);
     if (!upsert) return std::unexpected(upsert.error());
     auto value = cached(
-        "INSERT OR IGNORE INTO session_values(session_id, kind, position, value) VALUES(?1, ?2, ?3, ?4)");
+        "INSERT OR IGNORE INTO session_values(session_key, kind, position, value) VALUES(?1, ?2, ?3, ?4)");
     if (!value) return std::unexpected(value.error());
     auto segment = cached(
-        "INSERT OR IGNORE INTO session_segments(session_id, shard, segment) VALUES(?1, ?2, ?3)");
+        "INSERT OR IGNORE INTO session_segments(session_key, shard, segment) VALUES(?1, ?2, ?3)");
     if (!segment) return std::unexpected(segment.error());
     Statement& u = **upsert;
     Statement& v = **value;
     Statement& g = **segment;
     for (const SessionSummary& d : deltas) {
-      const int64_t id = as_signed(d.session_id);
-      u.bind(1, id);
+      u.bind(1, as_signed(d.session_id));
       u.bind(2, int64_t{d.shard});
       u.bind(3, as_signed(d.start_ns));
       u.bind(4, as_signed(d.end_ns));
@@ -362,16 +376,19 @@ class SqliteCatalog final : public Catalog {
       u.bind(17, as_signed(d.refused));
       u.bind(18, as_signed(d.masked_rows));
       int rc = u.step();
-      if (rc == SQLITE_ROW) {
-        duration_max_ = std::max(duration_max_, u.integer(0));
-        rc = u.step();
+      if (rc != SQLITE_ROW) {
+        u.reset();
+        return failure("upsert session");
       }
+      const int64_t key = u.integer(0);
+      duration_max_ = std::max(duration_max_, u.integer(1));
+      rc = u.step();
       u.reset();
       if (rc != SQLITE_DONE) return failure("upsert session");
       const auto put_values = [&](int kind, const auto& values, const auto& text_of) -> Result<void> {
         int64_t position = 0;
         for (const auto& item : values) {
-          v.bind(1, id);
+          v.bind(1, key);
           v.bind(2, int64_t{kind});
           v.bind(3, position++);
           v.bind(4, text_of(item));
@@ -391,7 +408,7 @@ class SqliteCatalog final : public Catalog {
         return r;
       }
       for (const SegmentRef& ref : d.segments) {
-        g.bind(1, id);
+        g.bind(1, key);
         g.bind(2, int64_t{ref.shard});
         g.bind(3, as_signed(ref.segment));
         const int step = g.step();
@@ -404,38 +421,40 @@ class SqliteCatalog final : public Catalog {
 
   static SessionSummary read_session(const Statement& s) {
     SessionSummary out;
-    out.session_id = as_unsigned(s.integer(0));
-    out.shard = static_cast<uint16_t>(s.integer(1));
-    out.start_ns = as_unsigned(s.integer(2));
-    out.end_ns = as_unsigned(s.integer(3));
-    out.ended = s.integer(4) != 0;
-    out.protocol = s.text(5);
-    out.connection = s.text(6);
-    out.client_address = s.text(7);
-    out.user = s.text(8);
-    out.database = s.text(9);
-    out.token_id = s.text(10);
-    out.issuer = s.text(11);
-    out.end_reason = s.text(12);
-    out.events = as_unsigned(s.integer(13));
-    out.statements = as_unsigned(s.integer(14));
-    out.errors = as_unsigned(s.integer(15));
-    out.refused = as_unsigned(s.integer(16));
-    out.masked_rows = as_unsigned(s.integer(17));
+    out.session_id = as_unsigned(s.integer(1));
+    out.shard = static_cast<uint16_t>(s.integer(2));
+    out.start_ns = as_unsigned(s.integer(3));
+    out.end_ns = as_unsigned(s.integer(4));
+    out.ended = s.integer(5) != 0;
+    out.protocol = s.text(6);
+    out.connection = s.text(7);
+    out.client_address = s.text(8);
+    out.user = s.text(9);
+    out.database = s.text(10);
+    out.token_id = s.text(11);
+    out.issuer = s.text(12);
+    out.end_reason = s.text(13);
+    out.events = as_unsigned(s.integer(14));
+    out.statements = as_unsigned(s.integer(15));
+    out.errors = as_unsigned(s.integer(16));
+    out.refused = as_unsigned(s.integer(17));
+    out.masked_rows = as_unsigned(s.integer(18));
     return out;
   }
 
-  // Chain, groups, claims, lineage and segments of each listed session: one index lookup each.
-  Result<void> read_lists(std::vector<SessionSummary>& sessions) {
+  // Chain, groups, claims, lineage and segments of each listed session: one index lookup each,
+  // near each other for sessions of similar start times.
+  Result<void> read_lists(std::span<const int64_t> keys, std::vector<SessionSummary>& sessions) {
     auto values = cached(
-        "SELECT kind, value FROM session_values WHERE session_id = ?1 ORDER BY kind, position");
+        "SELECT kind, value FROM session_values WHERE session_key = ?1 ORDER BY kind, position");
     if (!values) return std::unexpected(values.error());
-    auto segments =
-        cached("SELECT shard, segment FROM session_segments WHERE session_id = ?1 ORDER BY shard, segment");
+    auto segments = cached(
+        "SELECT shard, segment FROM session_segments WHERE session_key = ?1 ORDER BY shard, segment");
     if (!segments) return std::unexpected(segments.error());
-    for (SessionSummary& s : sessions) {
+    for (size_t i = 0; i < sessions.size(); ++i) {
+      SessionSummary& s = sessions[i];
       Statement& v = **values;
-      v.bind(1, as_signed(s.session_id));
+      v.bind(1, keys[i]);
       int rc;
       while ((rc = v.step()) == SQLITE_ROW) {
         std::string text = v.text(1);
@@ -462,7 +481,7 @@ class SqliteCatalog final : public Catalog {
       v.reset();
       if (rc != SQLITE_DONE) return failure("read session values");
       Statement& g = **segments;
-      g.bind(1, as_signed(s.session_id));
+      g.bind(1, keys[i]);
       while ((rc = g.step()) == SQLITE_ROW) {
         s.segments.push_back(
             SegmentRef{static_cast<uint16_t>(g.integer(0)), as_unsigned(g.integer(1))});
@@ -527,6 +546,13 @@ Result<std::unique_ptr<Catalog>> open_catalog(const std::string& file, bool writ
   auto catalog = std::make_unique<SqliteCatalog>(db, file);
   if (auto r = catalog->init(writable); !r) return std::unexpected(r.error());
   return std::unique_ptr<Catalog>(std::move(catalog));
+}
+
+// New sessions get their keys in this order, so that the catalog's rows follow start times.
+void by_start(std::vector<SessionSummary>& deltas) {
+  std::sort(deltas.begin(), deltas.end(), [](const SessionSummary& a, const SessionSummary& b) {
+    return a.start_ns != b.start_ns ? a.start_ns < b.start_ns : a.session_id < b.session_id;
+  });
 }
 
 // Whether the trail already holds any segment.
@@ -594,6 +620,7 @@ Result<ReindexReport> reindex(const std::string& dir, Catalog& catalog) {
     deltas.clear();
     for (auto& [id, summary] : chunk) deltas.push_back(std::move(summary));
     chunk.clear();
+    by_start(deltas);
     if (auto r = catalog.apply(deltas); !r) apply_error = r.error();
   };
   std::map<uint64_t, bool> seen;  // session ids, for the count
@@ -616,18 +643,22 @@ Result<ReindexReport> reindex(const std::string& dir, Catalog& catalog) {
   return report;
 }
 
+bool recorder_holds(const std::string& dir) {
+  const std::string lock_path = dir + "/writer.lock";
+  const int lock_fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (lock_fd < 0) return false;
+  // flock conflicts between open file descriptions, so this fails while the flusher holds it.
+  const bool held = ::flock(lock_fd, LOCK_SH | LOCK_NB) != 0;
+  ::close(lock_fd);
+  return held;
+}
+
 Result<ReindexReport> rebuild_sqlite_catalog(const std::string& dir, const std::string& file) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) return fail(fmt::format("{}: no such trail directory", dir));
-  const std::string lock_path = dir + "/writer.lock";
-  const int lock_fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (lock_fd >= 0) {
-    const bool in_use = ::flock(lock_fd, LOCK_SH | LOCK_NB) != 0;
-    ::close(lock_fd);
-    if (in_use) {
-      return fail(fmt::format("{}: a gateway is recording into this trail; its catalog is live "
-                              "(stop the gateway to rebuild it)", dir));
-    }
+  if (recorder_holds(dir)) {
+    return fail(fmt::format("{}: a gateway is recording into this trail; its catalog is live "
+                            "(stop the gateway to rebuild it)", dir));
   }
   std::string replaced;
   auto catalog = open_sqlite_catalog(file);
@@ -742,6 +773,7 @@ void CatalogFeed::run() {
     if (!batch.empty()) {
       deltas.clear();
       for (auto& [id, summary] : batch) deltas.push_back(std::move(summary));
+      by_start(deltas);
       if (auto r = catalog_->apply(deltas); !r) {
         fail(fmt::format("catalog: {} sessions not indexed (the trail keeps them): {}",
                          deltas.size(), r.error().message),

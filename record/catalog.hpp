@@ -31,7 +31,6 @@ std::string_view catalog_state_name(CatalogState state);
 struct CatalogStatus {
   CatalogState state = CatalogState::kMissing;
   std::string reason;  // why it is stale
-  uint64_t sessions = 0;
 };
 
 // The interface every catalog implements: SQLite embedded (this file), PostgreSQL for fleets
@@ -48,6 +47,7 @@ class Catalog {
   // list_sessions).
   [[nodiscard]] virtual Result<std::vector<SessionSummary>> query(const SessionFilter& filter) = 0;
   [[nodiscard]] virtual Result<CatalogStatus> status() = 0;
+  [[nodiscard]] virtual Result<uint64_t> session_count() = 0;  // reads the whole id index
   [[nodiscard]] virtual Result<void> set_state(CatalogState state, std::string_view reason = {}) = 0;
   // Empties the catalog (before a rebuild). Safe inside begin()/commit().
   [[nodiscard]] virtual Result<void> clear() = 0;
@@ -78,6 +78,8 @@ struct ReindexReport {
 // Rebuilds `catalog` from every segment of `dir`, in one transaction: the same catalog whatever
 // it held before (idempotent). Leaves it kClean.
 [[nodiscard]] Result<ReindexReport> reindex(const std::string& dir, Catalog& catalog);
+// Whether a recorder (a running gateway) holds `dir`'s writer.lock right now.
+bool recorder_holds(const std::string& dir);
 // `gatehouse reindex`: refuses while a recorder holds `dir` (its feed would count records twice),
 // deletes a catalog file that cannot be opened (corrupt, another schema), then reindexes.
 [[nodiscard]] Result<ReindexReport> rebuild_sqlite_catalog(const std::string& dir,

@@ -3,6 +3,8 @@
 // catalog is deleted, `gatehouse reindex` rebuilds the same answers from the segments.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -117,6 +119,34 @@ TEST(Catalog, SessionsAnswerFromTheCatalogAndReindexRebuildsTheSameAnswers) {
   // Reindexing again changes nothing.
   ASSERT_EQ(gw.cli({"reindex", dir}).exit_code, 0);
   EXPECT_EQ(sessions({}), answers[0]);
+}
+
+// A gateway killed mid-run leaves its catalog "live" with the last batch unapplied: sessions
+// notices that nobody holds the trail any more, answers from the segments, and reindex repairs.
+TEST(Catalog, AfterACrashSessionsScansTheSegmentsUntilReindexed) {
+  PostgresServer pg;
+  Gateway gw(pg);
+  const std::string dir = gw.trail_dir().string();
+  const std::string alice = gw.token("alice", {"devs"}, "10m", {"ci-runner"});
+  ASSERT_EQ(psql_as(gw, alice, "appdb", "alice", {"SELECT 1"}).exit_code, 0) << gw.log();
+  // While it runs, the catalog is live and answers (within its 200 ms apply interval).
+  std::string live;
+  for (int i = 0; i < 50 && live.find("ci-runner") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    live = gw.cli({"sessions", "--dir", dir, "--actor", "ci-runner"}).out;
+  }
+  EXPECT_NE(live.find("alice → ci-runner"), std::string::npos) << live;
+  gw.process().signal(SIGKILL);
+  gw.process().wait(std::chrono::seconds(10));
+
+  auto after = gw.cli({"sessions", "--dir", dir, "--actor", "ci-runner", "--json"});
+  ASSERT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_NE(after.err.find("did not stop cleanly"), std::string::npos) << after.err;
+  EXPECT_NE(after.out.find("\"alice\",\"ci-runner\""), std::string::npos) << after.out;
+  ASSERT_EQ(gw.cli({"reindex", dir}).exit_code, 0);
+  auto rebuilt = gw.cli({"sessions", "--dir", dir, "--actor", "ci-runner", "--json"});
+  EXPECT_EQ(rebuilt.err, "");
+  EXPECT_EQ(rebuilt.out, after.out);
 }
 
 }  // namespace

@@ -64,6 +64,10 @@ TEST(Config, ParsesAValidConfigWithDefaultsAndRelativePaths) {
   auto strict = parse_text(replaced(kValid, "recording:\n  dir: trail", "recording:\n  dir: trail\n  durability: strict"));
   ASSERT_TRUE(strict) << strict.error().message;
   EXPECT_EQ(strict->recording.durability, Durability::kStrict);
+  EXPECT_EQ(c->recording.catalog_file, "/etc/gh/trail/catalog.sqlite");  // beside the segments
+  auto moved = parse_text(replaced(kValid, "  dir: trail\n", "  dir: trail\n  catalog_file: index/sessions.db\n"));
+  ASSERT_TRUE(moved) << moved.error().message;
+  EXPECT_EQ(moved->recording.catalog_file, "/etc/gh/index/sessions.db");
   EXPECT_TRUE(groups_allowed(*appdb, {"x", "ops"}));
   EXPECT_FALSE(groups_allowed(*appdb, {"x"}));
   EXPECT_EQ(c->find_connection("other"), nullptr);

@@ -156,7 +156,7 @@ TEST_F(CatalogTest, LiveFeedHoldsWhatTheSegmentsHold) {
   auto status = catalog->status();
   ASSERT_TRUE(status.has_value());
   EXPECT_EQ(status->state, CatalogState::kClean) << status->reason;
-  EXPECT_EQ(status->sessions, specs().size());
+  EXPECT_EQ(catalog->session_count(), specs().size());
 
   auto scanned = list_sessions(dir_.path());
   ASSERT_TRUE(scanned.has_value());
