@@ -714,6 +714,16 @@ CatalogFeed::~CatalogFeed() { stop(); }
 
 void CatalogFeed::observe(uint16_t shard, uint64_t segment, std::span<const std::byte> records) {
   std::unique_lock lock(mutex_);
+  if (records.empty()) {
+    // Records indexed from this segment were cut from the trail: the catalog overcounts now.
+    if (!lost_) {
+      lost_ = true;
+      lost_reason_ = fmt::format("shard {} segment {} was abandoned after a failed fdatasync and "
+                                 "records it indexed are not in the trail", shard, segment);
+      if (options_.on_error) options_.on_error("catalog: " + lost_reason_ + ": run gatehouse reindex");
+    }
+    return;
+  }
   size_t at = 0;
   while (at + 4 <= records.size()) {
     const uint32_t length = le::load<uint32_t>(records.data() + at);

@@ -112,7 +112,8 @@ class CatalogFeed {
   CatalogFeed& operator=(const CatalogFeed&) = delete;
 
   // `records`: whole records as written to segment `segment` of shard `shard` (control records
-  // included; they are skipped). Views are read before returning.
+  // included; they are skipped). Views are read before returning. Empty: records seen from that
+  // segment were cut off (WrittenRecordsHook); the catalog turns stale.
   void observe(uint16_t shard, uint64_t segment, std::span<const std::byte> records);
   // Applies what is pending and marks the catalog clean when nothing was lost. Call after the
   // flusher stopped.

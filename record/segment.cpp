@@ -818,6 +818,10 @@ void ShardWriter::abandon_segment(const std::string& why) {
       "({} records, offset {}); the {} bytes written after it are not part of the trail",
       header_.sequence, why, kept.records, kept.offset, file_bytes_ - kept.offset);
   recovery_ = std::move(r);
+  // Batches the hook saw were cut off with the rest: an empty call says so.
+  if (options_.on_written && written_.offset > kept.offset) {
+    options_.on_written(options_.shard, header_.sequence, {});
+  }
   // Control records after the cut are gone (checkpoint numbers are taken again).
   std::erase_if(pending_anchors_,
                 [&](const PendingAnchor& a) { return a.end_offset > kept.offset; });

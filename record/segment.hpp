@@ -114,8 +114,9 @@ class SegmentIo {
 SegmentIo& posix_segment_io();
 
 // Told of every batch once write_staged() put it on the segment file (synced or not): whole
-// records, control records included, of segment `segment`. Runs on the writer's thread and must
-// not block (the session catalog's feed, record/catalog.hpp).
+// records, control records included, of segment `segment`. An empty `records` says that batches
+// told before were cut off when `segment` was abandoned (a failed fdatasync). Runs on the
+// writer's thread and must not block (the session catalog's feed, record/catalog.hpp).
 using WrittenRecordsHook =
     std::function<void(uint16_t shard, uint64_t segment, std::span<const std::byte> records)>;
 

@@ -11,6 +11,7 @@
 #include "record/catalog.hpp"
 #include "record/flusher.hpp"
 #include "record/reader.hpp"
+#include "record/segment.hpp"
 #include "record_test_support.hpp"
 
 namespace gh::rec {
@@ -365,6 +366,61 @@ TEST_F(CatalogTest, ReindexRefusesATrailARecorderHolds) {
       << refused.error().message;
   flusher->reset();
   EXPECT_TRUE(rebuild_sqlite_catalog(dir_.path(), catalog_file()).has_value());
+}
+
+// Real file calls; the next fdatasync fails (EIO) when asked.
+class FailingSyncIo final : public SegmentIo {
+ public:
+  bool fail_next = false;
+  int open_new(const std::string& path) override { return real().open_new(path); }
+  ssize_t write(int fd, std::span<const std::byte> bytes) override { return real().write(fd, bytes); }
+  int fdatasync(int fd) override {
+    if (std::exchange(fail_next, false)) return -EIO;
+    return real().fdatasync(fd);
+  }
+  int close(int fd) override { return real().close(fd); }
+  int rename(const std::string& from, const std::string& to) override { return real().rename(from, to); }
+  int unlink(const std::string& path) override { return real().unlink(path); }
+  int sync_dir(const std::string& path) override { return real().sync_dir(path); }
+
+ private:
+  static SegmentIo& real() { return posix_segment_io(); }
+};
+
+// A failed fdatasync cuts written records off the trail; the catalog had indexed them, so it
+// must not claim to be complete.
+TEST_F(CatalogTest, RecordsCutFromAnAbandonedSegmentLeaveTheCatalogStale) {
+  FailingSyncIo io;
+  auto options = feed_options(catalog_file());
+  options.trail_dir = dir_.path();
+  auto feed = CatalogFeed::start(options);
+  ASSERT_TRUE(feed.has_value()) << feed.error().message;
+  ShardWriterOptions writer_options;
+  writer_options.trail_dir = dir_.path();
+  writer_options.node_id = "test-node";
+  writer_options.key = testing::test_key();
+  writer_options.io = &io;
+  writer_options.on_written = [&](uint16_t shard, uint64_t segment, std::span<const std::byte> r) {
+    (*feed)->observe(shard, segment, r);
+  };
+  auto writer = ShardWriter::open(writer_options);
+  ASSERT_TRUE(writer.has_value()) << writer.error().message;
+  const auto write = [&](const StoredEvent& e) {
+    testing::EventView view(e);
+    std::vector<std::byte> body(record_body_bytes(view.event));
+    encode_record_body(view.event, body);
+    ASSERT_TRUE((*writer)->stage(body).has_value());
+    ASSERT_TRUE((*writer)->write_staged().has_value());
+  };
+  write(events_of(specs()[0])[0]);
+  ASSERT_TRUE((*writer)->sync().has_value());
+  write(events_of(specs()[0])[1]);
+  io.fail_next = true;
+  ASSERT_FALSE((*writer)->sync().has_value());
+  (*feed)->stop();
+  auto status = open_catalog()->status();
+  EXPECT_EQ(status->state, CatalogState::kStale);
+  EXPECT_NE(status->reason.find("abandoned"), std::string::npos) << status->reason;
 }
 
 TEST(CatalogSchema, AnotherSchemaVersionIsRefusedWithWhatToDo) {
