@@ -385,7 +385,7 @@ int sessions(const SessionsOptions& o) {
   if (!filter) return error_exit(filter.error().message, 2);
   auto catalog = catalog_file(o.trail, o.catalog_file, *dir);
   if (!catalog) return error_exit(catalog.error().message, 2);
-  auto list = find_sessions(*dir, *catalog, *filter);
+  auto list = o.scan ? rec::list_sessions(*dir, *filter) : find_sessions(*dir, *catalog, *filter);
   if (!list) return error_exit(list.error().message, 2);
   if (o.trail.json) {
     fmt::print("{}\n", rec::dump_json(rec::sessions_to_json(*list)));

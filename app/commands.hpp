@@ -53,6 +53,7 @@ int verify(const VerifyOptions&);
 struct SessionsOptions {
   TrailOptions trail;
   std::string catalog_file;  // default: recording.catalog_file, else <dir>/catalog.sqlite
+  bool scan = false;         // read the segments, not the catalog
   std::string user;
   std::string actor;
   std::string connection;

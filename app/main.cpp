@@ -116,6 +116,8 @@ int main(int argc, char** argv) {
   sessions_cmd->add_option("--catalog", sessions.catalog_file,
                            "Catalog file (default: recording.catalog_file, or DIR/catalog.sqlite)");
   sessions_cmd->add_option("--limit", sessions.limit, "At most this many sessions (the earliest)");
+  sessions_cmd->add_flag("--scan", sessions.scan,
+                         "Read the segments (the truth) instead of the catalog: slower, never behind");
   sessions_cmd->add_flag("--json", sessions.trail.json, "JSON output");
 
   gh::app::ReindexOptions reindex;

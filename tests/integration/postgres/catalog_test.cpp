@@ -147,6 +147,9 @@ TEST(Catalog, AfterACrashSessionsScansTheSegmentsUntilReindexed) {
   auto rebuilt = gw.cli({"sessions", "--dir", dir, "--actor", "ci-runner", "--json"});
   EXPECT_EQ(rebuilt.err, "");
   EXPECT_EQ(rebuilt.out, after.out);
+  auto scanned = gw.cli({"sessions", "--dir", dir, "--actor", "ci-runner", "--json", "--scan"});
+  EXPECT_EQ(scanned.err, "") << "--scan reads the segments without a word about the catalog";
+  EXPECT_EQ(scanned.out, after.out);
 }
 
 }  // namespace

@@ -6,7 +6,9 @@
 namespace gh::test {
 
 nlohmann::json trail_sessions(const Gateway& gw) {
-  auto r = gw.cli({"sessions", "--dir", gw.trail_dir().string(), "--json"});
+  // From the segments: tests read what a running gateway has written so far, which the catalog
+  // indexes a little later (record/FORMAT.md, "Catalog").
+  auto r = gw.cli({"sessions", "--dir", gw.trail_dir().string(), "--scan", "--json"});
   if (r.exit_code != 0) throw std::runtime_error("gatehouse sessions: " + r.err);
   return nlohmann::json::parse(r.out);
 }

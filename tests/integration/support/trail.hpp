@@ -11,7 +11,7 @@
 
 namespace gh::test {
 
-// `gatehouse sessions --dir <trail> --json`, parsed; throws when the command fails.
+// `gatehouse sessions --dir <trail> --scan --json`, parsed; throws when the command fails.
 nlohmann::json trail_sessions(const Gateway& gw);
 // `gatehouse replay ID --dir <trail> --json`, parsed; throws when the command fails.
 nlohmann::json trail_replay(const Gateway& gw, const std::string& session_id);
