@@ -554,7 +554,7 @@ Result<RecordingConfig> parse_recording(const Reader& r, const YAML::Node& n) {
   const std::string p = "recording";
   if (!n) return r.error(p, "required: recording.dir");
   if (auto ok = r.only_keys(n, p, {"enabled", "dir", "flush_interval_ms", "durability", "ring_bytes",
-                                   "segment_bytes_max",
+                                   "statement_result_bytes_max", "segment_bytes_max",
                                    "segment_age_s", "checkpoint_interval_s", "node_key_file",
                                    "keyring_file", "anchor_file", "catalog_file"});
       !ok)
@@ -569,6 +569,9 @@ Result<RecordingConfig> parse_recording(const Reader& r, const YAML::Node& n) {
   } else if (durability != "interval") {
     return r.error(p + ".durability", "must be interval or strict, not '" + durability + "'");
   }
+  GH_TRY(result_bytes, r.integer<uint64_t>(n, p, "statement_result_bytes_max",
+                                           rc.statement_result_bytes_max, 0, 1ull << 40));
+  rc.statement_result_bytes_max = result_bytes;
   GH_TRY(ring, r.integer<uint32_t>(n, p, "ring_bytes", rc.ring_bytes, 262144, 1u << 30));
   if ((ring & (ring - 1)) != 0) return r.error(p + ".ring_bytes", "must be a power of two");
   GH_TRY(segment, r.integer<uint64_t>(n, p, "segment_bytes_max", rc.segment_bytes_max, 4096,

@@ -134,6 +134,9 @@ struct RecordingConfig {
   std::string dir;
   uint32_t flush_interval_ms = 100;
   Durability durability = Durability::kInterval;
+  // Result values recorded per statement (masked rows as the client got them); beyond this only
+  // the full sizes (rows, bytes) go into the statement's completion record.
+  uint64_t statement_result_bytes_max = 64u << 10;
   uint32_t ring_bytes = 4u << 20;
   uint64_t segment_bytes_max = 64ull << 20;
   uint32_t segment_age_s = 3600;       // a segment is sealed once it is this old

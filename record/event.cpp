@@ -95,6 +95,14 @@ std::string_view field_tag_name(FieldTag tag) {
       return "statement_hash";
     case FieldTag::kApprover:
       return "approver";
+    case FieldTag::kResultRows:
+      return "result_rows";
+    case FieldTag::kResultBytes:
+      return "result_bytes";
+    case FieldTag::kResultRowsRecorded:
+      return "result_rows_recorded";
+    case FieldTag::kResultRowsCut:
+      return "result_rows_cut";
     case FieldTag::kCtlShard:
       return "shard";
     case FieldTag::kCtlSegment:

@@ -71,6 +71,11 @@ enum class FieldTag : uint16_t {
   // SSH (numbered apart so that other modules can add tags before them).
   kStream = 64,  // kOutput: "out" or "err"
   kChannel,      // decimal channel number within the session, from 1
+  // Result sizes on kCompletion (numbered apart), decimal; only when the statement returned rows.
+  kResultRows = 80,     // result rows sent to the client
+  kResultBytes,         // their DataRow bytes on the wire
+  kResultRowsRecorded,  // rows whose values are in the trail (kMaskedRow records)
+  kResultRowsCut,       // rows not recorded: past recording.statement_result_bytes_max
   // Identity and the control plane (numbered apart so that other modules can add tags before).
   kClaim = 96,    // repeated: "name=value", a CI provenance claim of the session's token
   kTokenLineage,  // repeated, earliest first: jtis of the tokens the session's was exchanged from

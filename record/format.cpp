@@ -139,8 +139,20 @@ std::string describe_event(const StoredEvent& e) {
       }
       return text;
     }
-    case EventType::kCompletion:
-      return fmt::format("completed {}", f(FieldTag::kTag));
+    case EventType::kCompletion: {
+      std::string text = fmt::format("completed {}", f(FieldTag::kTag));
+      if (!e.first(FieldTag::kResultRows).empty()) {
+        text += fmt::format(" ({} rows, {} bytes", f(FieldTag::kResultRows),
+                            f(FieldTag::kResultBytes));
+        if (!e.first(FieldTag::kResultRowsCut).empty()) {
+          text += fmt::format("; {} masked rows recorded, {} more cut at the statement's result "
+                              "budget",
+                              f(FieldTag::kResultRowsRecorded), f(FieldTag::kResultRowsCut));
+        }
+        text += ")";
+      }
+      return text;
+    }
     case EventType::kError: {
       std::string text = "error";
       if (!e.first(FieldTag::kSqlState).empty()) text += " " + f(FieldTag::kSqlState);

@@ -20,6 +20,7 @@
 #include "protocols/postgres/codec/encoder.hpp"
 #include "protocols/postgres/guard.hpp"
 #include "record/event.hpp"
+#include "record/result_budget.hpp"
 
 namespace gh::pg {
 
@@ -795,7 +796,8 @@ class Session final : public engine::ProtocolSession {
         case Terminate::kType:
           break;
         case FunctionCall::kType:
-          if (guard_.sql_active()) break;  // judged whole below
+          // Judged whole below; strict durability holds it like any statement.
+          if (guard_.sql_active() || strict_durability()) break;
           stream_left_[0] = *frame_bytes;
           return stream(c, Side::kClient);
         case Sync::kType:
@@ -835,10 +837,12 @@ class Session final : public engine::ProtocolSession {
         }
       }
     } else if (std::holds_alternative<FunctionCall>(d.message)) {
-      // Only gathered when the connection has SQL rules.
+      // Only gathered when the connection has SQL rules or strict durability.
       ++awaiting_ready_;
       record_statement(c, "function_call", "");
-      if (auto v = guard_.judge_function_call(); !v.allowed()) return refuse_statement(c, v, nullptr);
+      if (guard_.sql_active()) {
+        if (auto v = guard_.judge_function_call(); !v.allowed()) return refuse_statement(c, v, nullptr);
+      }
     } else if (std::holds_alternative<Terminate>(d.message)) {
       gather_[0].forward(c, Side::kClient);
       end_session(c, "client terminated");
@@ -1060,6 +1064,7 @@ class Session final : public engine::ProtocolSession {
         case CopyData::kType:
         case NoticeResponse::kType:
           if (guard_.mask_active()) break;
+          if (type == DataRow::kType) results_.count_row(*frame_bytes);
           stream_left_[1] = *frame_bytes;
           return stream(c, Side::kUpstream);
         default:
@@ -1076,7 +1081,7 @@ class Session final : public engine::ProtocolSession {
                           fmt::format("upstream message: {}", describe(d.error)));
     }
     if (const auto* done = std::get_if<CommandComplete>(&d.message)) {
-      record(c, EventType::kCompletion, {Field{FieldTag::kTag, done->tag}});
+      record_completion(c, done->tag);
     } else if (const auto* error = std::get_if<ErrorResponse>(&d.message)) {
       if (std::string refusal = guard_.take_refusal(*error); !refusal.empty()) {
         gather_[1].drop(in);  // the stand-in's syntax error: the refusal goes out instead
@@ -1112,6 +1117,7 @@ class Session final : public engine::ProtocolSession {
     } else if (const auto* rows = std::get_if<RowDescription>(&d.message)) {
       guard_.on_row_description(*rows);
     } else if (const auto* row = std::get_if<DataRow>(&d.message)) {
+      results_.count_row(*frame_bytes);
       if (guard_.mask_row(*frame, *row, rewrite_)) {
         gather_[1].drop(in);
         c.client().write(rewrite_);
@@ -1122,6 +1128,7 @@ class Session final : public engine::ProtocolSession {
     } else if (const auto* ready = std::get_if<ReadyForQuery>(&d.message)) {
       transaction_status_ = ready->status;
       guard_.on_ready();
+      (void)results_.take();  // a statement that failed: its sizes end with it
       if (awaiting_ready_ > 0) --awaiting_ready_;
       gather_[1].forward(c, Side::kUpstream);
       if (drain_requested_ && awaiting_ready_ == 0) finish_drain(c);
@@ -1243,9 +1250,34 @@ class Session final : public engine::ProtocolSession {
       if (!text.empty()) text += '\t';
       text += v ? *v : std::string_view("NULL");
     }
+    if (!results_.admit(text.size())) return;  // past the statement's budget: sizes only
     std::vector<Field> fields{{FieldTag::kText, text}};
     for (const std::string& rule : guard_.fired_rules()) fields.push_back({FieldTag::kRule, rule});
     record(c, EventType::kMaskedRow, fields);
+  }
+
+  // CommandComplete: the tag, and when the statement returned rows their full sizes, with how
+  // many were recorded when the budget cut the rest (record/FORMAT.md, "Result rows").
+  void record_completion(Connection& c, std::string_view tag) {
+    const rec::ResultBudget::Summary rows = results_.take();
+    if (rows.rows == 0) {
+      record(c, EventType::kCompletion, {Field{FieldTag::kTag, tag}});
+      return;
+    }
+    const std::string count = std::to_string(rows.rows);
+    const std::string bytes = std::to_string(rows.bytes);
+    if (rows.rows_cut == 0) {
+      record(c, EventType::kCompletion,
+             {Field{FieldTag::kTag, tag}, Field{FieldTag::kResultRows, count},
+              Field{FieldTag::kResultBytes, bytes}});
+      return;
+    }
+    const std::string recorded = std::to_string(rows.recorded_rows);
+    const std::string cut = std::to_string(rows.rows_cut);
+    record(c, EventType::kCompletion,
+           {Field{FieldTag::kTag, tag}, Field{FieldTag::kResultRows, count},
+            Field{FieldTag::kResultBytes, bytes}, Field{FieldTag::kResultRowsRecorded, recorded},
+            Field{FieldTag::kResultRowsCut, cut}});
   }
 
   void record_statement(Connection& c, std::string_view kind, std::string_view text) {
@@ -1456,6 +1488,8 @@ class Session final : public engine::ProtocolSession {
   bool held_ = false;
   uint64_t held_ticket_ = 0;
   std::optional<std::string> held_parse_;
+  // The current statement's result rows against recording.statement_result_bytes_max.
+  rec::ResultBudget results_{ctx_.config->recording.statement_result_bytes_max};
 };
 
 }  // namespace

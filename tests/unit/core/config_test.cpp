@@ -68,6 +68,10 @@ TEST(Config, ParsesAValidConfigWithDefaultsAndRelativePaths) {
   auto moved = parse_text(replaced(kValid, "  dir: trail\n", "  dir: trail\n  catalog_file: index/sessions.db\n"));
   ASSERT_TRUE(moved) << moved.error().message;
   EXPECT_EQ(moved->recording.catalog_file, "/etc/gh/index/sessions.db");
+  EXPECT_EQ(c->recording.statement_result_bytes_max, 65536u);
+  auto budget = parse_text(replaced(kValid, "recording:\n  dir: trail", "recording:\n  dir: trail\n  statement_result_bytes_max: 0"));
+  ASSERT_TRUE(budget) << budget.error().message;
+  EXPECT_EQ(budget->recording.statement_result_bytes_max, 0u);
   EXPECT_TRUE(groups_allowed(*appdb, {"x", "ops"}));
   EXPECT_FALSE(groups_allowed(*appdb, {"x"}));
   EXPECT_EQ(c->find_connection("other"), nullptr);
