@@ -160,6 +160,19 @@ ReviewStore::Entry* ReviewStore::entry(std::string_view id) {
   return &it->second;
 }
 
+std::expected<ReviewStore::Entry*, Refused> ReviewStore::decidable_entry(
+    std::string_view id, const identity::Identity& approver) {
+  Entry* e = entry(id);
+  if (e == nullptr) return std::unexpected(Refused{Refusal::kNotFound, fmt::format("no review {}", id)});
+  const Review& r = e->review;
+  if (r.state != State::kPending) {
+    return std::unexpected(Refused{Refusal::kNotPending,
+                                   fmt::format("review {} is {}", id, state_name(r.state))});
+  }
+  if (auto refused = approver_refusal(r.request, approver)) return std::unexpected(*refused);
+  return e;
+}
+
 std::vector<Review> ReviewStore::list() const {
   std::lock_guard lock(mutex_);
   std::vector<const Entry*> all;
@@ -185,14 +198,10 @@ std::expected<Review, Refused> ReviewStore::approve(std::string_view id,
                                                     const identity::Identity& approver,
                                                     std::string_view sha256) {
   std::lock_guard lock(mutex_);
-  Entry* e = entry(id);
-  if (e == nullptr) return std::unexpected(Refused{Refusal::kNotFound, fmt::format("no review {}", id)});
+  auto decidable = decidable_entry(id, approver);
+  if (!decidable) return std::unexpected(decidable.error());
+  Entry* e = *decidable;
   Review& r = e->review;
-  if (r.state != State::kPending) {
-    return std::unexpected(Refused{Refusal::kNotPending,
-                                   fmt::format("review {} is {}", id, state_name(r.state))});
-  }
-  if (auto refused = approver_refusal(r.request, approver)) return std::unexpected(*refused);
   if (sha256 != r.sha256) {
     return std::unexpected(Refused{
         Refusal::kHashMismatch,
@@ -229,14 +238,10 @@ std::expected<Review, Refused> ReviewStore::deny(std::string_view id,
                                                  const identity::Identity& approver,
                                                  std::string_view reason) {
   std::lock_guard lock(mutex_);
-  Entry* e = entry(id);
-  if (e == nullptr) return std::unexpected(Refused{Refusal::kNotFound, fmt::format("no review {}", id)});
+  auto decidable = decidable_entry(id, approver);
+  if (!decidable) return std::unexpected(decidable.error());
+  Entry* e = *decidable;
   Review& r = e->review;
-  if (r.state != State::kPending) {
-    return std::unexpected(Refused{Refusal::kNotPending,
-                                   fmt::format("review {} is {}", id, state_name(r.state))});
-  }
-  if (auto refused = approver_refusal(r.request, approver)) return std::unexpected(*refused);
   if (reason.empty()) {
     return std::unexpected(Refused{Refusal::kNoReason, "a denial needs a reason"});
   }

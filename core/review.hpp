@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <expected>
 #include <functional>
 #include <map>
 #include <memory>
@@ -147,6 +148,9 @@ class ReviewStore {
   void refresh(Entry& e) const;
   void prune();  // under mutex_
   Entry* entry(std::string_view id);
+  // The pending review `approver` may decide, or why not. Under mutex_.
+  std::expected<Entry*, Refused> decidable_entry(std::string_view id,
+                                                 const identity::Identity& approver);
 
   std::function<int64_t()> clock_s_;
   std::function<void(const Review&)> on_submit_;

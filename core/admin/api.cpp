@@ -6,7 +6,7 @@
 
 #include <ctime>
 
-#include "core/identity/json_object.hpp"
+#include "core/admin/audited_request.hpp"
 
 namespace gh::admin {
 namespace {
@@ -115,43 +115,21 @@ Response AdminApi::token(const Request& request) const {
 }
 
 Response AdminApi::revoke(const Request& request, const Caller& caller) const {
-  AuditEntry audit;
-  audit.action = "revoke";
-  audit.client_address = request.remote_address;
-  audit.issuer = caller.identity.issuer;
-  audit.token_id = caller.identity.token_id;
-  audit.chain = caller.identity.chain();
-  audit.groups = caller.identity.groups;
-  const auto answer = [&](int status, const std::string& outcome, const std::string& reason,
-                          Response response) {
-    audit.outcome = outcome;
-    audit.http_status = status;
-    audit.reason = reason;
-    (void)deps_.audit->record(audit);  // a revocation in force stays in force even unrecorded
-    return response;
-  };
-  if (request.media_type() != "application/json") {
-    return answer(400, "refused", "body is not application/json",
-                  oauth_error(400, "invalid_request", "the body must be application/json"));
-  }
-  auto body = identity::parse_json_object(request.body, "request body");
-  if (!body) {
-    return answer(400, "refused", body.error().message,
-                  oauth_error(400, "invalid_request", body.error().message));
-  }
-  const auto text = [&](const char* name) -> std::string {
-    const auto it = body->find(name);
-    const std::string* s = it == body->end() ? nullptr : it->get_ptr<const std::string*>();
-    return s == nullptr ? std::string() : *s;
-  };
+  // A revocation in force stays in force even when its audit entry cannot be recorded.
+  AuditedRequest audited(*deps_.audit, "revoke", request, caller);
+  AuditEntry& audit = audited.audit();
+  auto body = audited.json_body(request);
+  if (!body) return std::move(body.error());
+  const auto text = [&](const char* name) { return AuditedRequest::text(*body, name); };
   const auto kind = identity::parse_revocation_kind(text("kind"));
   identity::Revocation revocation;
   revocation.value = text("value");
   revocation.reason = text("reason");
   if (!kind || revocation.value.empty()) {
-    return answer(400, "refused", "no kind or value",
-                  oauth_error(400, "invalid_request",
-                              "give \"kind\" (jti, subject or actor) and a non-empty \"value\""));
+    return audited.answer(
+        400, "refused", "no kind or value",
+        oauth_error(400, "invalid_request",
+                    "give \"kind\" (jti, subject or actor) and a non-empty \"value\""));
   }
   revocation.kind = *kind;
   revocation.revoked_at_s = deps_.clock_s();
@@ -162,16 +140,16 @@ Response AdminApi::revoke(const Request& request, const Caller& caller) const {
   const nlohmann::json shown = revocation_json(revocation);
   auto added = deps_.revocations->add(std::move(revocation));
   if (!added) {
-    return answer(500, "failed", added.error().message,
-                  oauth_error(500, "server_error", "the revocation could not be stored"));
+    return audited.answer(500, "failed", added.error().message,
+                          oauth_error(500, "server_error", "the revocation could not be stored"));
   }
   const uint64_t epoch = deps_.revocations->epoch().load(std::memory_order_acquire);
   if (!*added) {
-    return answer(
+    return audited.answer(
         200, "granted", "already revoked",
         json_response(200, {{"revoked", shown}, {"already_revoked", true}, {"epoch", epoch}}));
   }
-  return answer(
+  return audited.answer(
       201, "granted", "",
       json_response(201, {{"revoked", shown}, {"already_revoked", false}, {"epoch", epoch}}));
 }

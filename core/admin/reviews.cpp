@@ -5,20 +5,24 @@
 
 #include <algorithm>
 
-#include "core/identity/json_object.hpp"
+#include "core/admin/audited_request.hpp"
 
 namespace gh::admin {
 namespace {
 
 int status_of(review::Refusal r) {
   switch (r) {
-    case review::Refusal::kNotFound: return 404;
+    case review::Refusal::kNotFound:
+      return 404;
     case review::Refusal::kNotApprover:
-    case review::Refusal::kRequesterChain: return 403;
-    case review::Refusal::kNoReason: return 400;
+    case review::Refusal::kRequesterChain:
+      return 403;
+    case review::Refusal::kNoReason:
+      return 400;
     case review::Refusal::kNotPending:
     case review::Refusal::kHashMismatch:
-    case review::Refusal::kAlreadyApproved: return 409;
+    case review::Refusal::kAlreadyApproved:
+      return 409;
   }
   return 400;
 }
@@ -27,12 +31,11 @@ int status_of(review::Refusal r) {
 // statement to decide it).
 bool may_see(const Caller& caller, const review::Review& r) {
   if (caller.admin) return true;
-  return std::any_of(caller.identity.groups.begin(), caller.identity.groups.end(),
-                     [&](const std::string& g) {
-                       return std::find(r.request.approver_groups.begin(),
-                                        r.request.approver_groups.end(),
-                                        g) != r.request.approver_groups.end();
-                     });
+  return std::any_of(
+      caller.identity.groups.begin(), caller.identity.groups.end(), [&](const std::string& g) {
+        return std::find(r.request.approver_groups.begin(), r.request.approver_groups.end(), g) !=
+               r.request.approver_groups.end();
+      });
 }
 
 class ReviewRoutes {
@@ -59,41 +62,18 @@ class ReviewRoutes {
 
   Response decide(const Request& request, const Caller& caller, bool approve) const {
     const std::string& id = request.path_params.at("id");
-    AuditEntry audit;
-    audit.action = approve ? "review_approve" : "review_deny";
-    audit.client_address = request.remote_address;
-    audit.issuer = caller.identity.issuer;
-    audit.token_id = caller.identity.token_id;
-    audit.chain = caller.identity.chain();
-    audit.groups = caller.identity.groups;
+    AuditedRequest audited(api_.audit(), approve ? "review_approve" : "review_deny", request,
+                           caller);
+    AuditEntry& audit = audited.audit();
     audit.details.emplace_back("review_id", id);
-    const auto answer = [&](int status, const std::string& outcome, const std::string& reason,
-                            Response response) {
-      audit.outcome = outcome;
-      audit.http_status = status;
-      audit.reason = reason;
-      (void)api_.audit().record(audit);  // the session's trail records the decision as well
-      return response;
-    };
-    if (request.media_type() != "application/json") {
-      return answer(400, "refused", "body is not application/json",
-                    oauth_error(400, "invalid_request", "the body must be application/json"));
-    }
-    auto body = identity::parse_json_object(request.body, "request body");
-    if (!body) {
-      return answer(400, "refused", body.error().message,
-                    oauth_error(400, "invalid_request", body.error().message));
-    }
-    const auto text = [&](const char* name) -> std::string {
-      const auto it = body->find(name);
-      const std::string* s = it == body->end() ? nullptr : it->get_ptr<const std::string*>();
-      return s == nullptr ? std::string() : *s;
-    };
+    auto body = audited.json_body(request);
+    if (!body) return std::move(body.error());
+    const auto text = [&](const char* name) { return AuditedRequest::text(*body, name); };
     // Someone who may not see the review learns nothing about it, not even that it exists.
     if (auto r = store_.find(id); !r || !may_see(caller, *r)) {
-      return answer(404, "refused", "no such review visible to the caller",
-                    oauth_error(404, review::refusal_name(review::Refusal::kNotFound),
-                                fmt::format("no review {}", id)));
+      return audited.answer(404, "refused", "no such review visible to the caller",
+                            oauth_error(404, review::refusal_name(review::Refusal::kNotFound),
+                                        fmt::format("no review {}", id)));
     }
     const std::string sha256 = text("sha256");
     const std::string reason = text("reason");
@@ -106,14 +86,14 @@ class ReviewRoutes {
                            : store_.deny(id, caller.identity, reason);
     if (!decided) {
       const int status = status_of(decided.error().why);
-      return answer(status, "refused", decided.error().message,
-                    oauth_error(status, review::refusal_name(decided.error().why),
-                                decided.error().message));
+      return audited.answer(
+          status, "refused", decided.error().message,
+          oauth_error(status, review::refusal_name(decided.error().why), decided.error().message));
     }
     audit.details.emplace_back("connection", decided->request.connection);
     audit.details.emplace_back("rule", decided->request.rule);
     audit.details.emplace_back("state", std::string(review::state_name(decided->state)));
-    return answer(200, "granted", "", json_response(200, review_json(*decided)));
+    return audited.answer(200, "granted", "", json_response(200, review_json(*decided)));
   }
 
  private:
@@ -125,7 +105,8 @@ class ReviewRoutes {
 
 nlohmann::json review_json(const review::Review& r) {
   nlohmann::json approvals = nlohmann::json::array();
-  for (const review::Approval& a : r.approvals) approvals.push_back({{"by", a.chain}, {"at", a.at_s}});
+  for (const review::Approval& a : r.approvals)
+    approvals.push_back({{"by", a.chain}, {"at", a.at_s}});
   std::string requester;
   for (const std::string& m : r.request.requester_chain) {
     if (!requester.empty()) requester += " \u2192 ";
@@ -161,18 +142,19 @@ Result<void> add_review_routes(AdminApi& api, review::ReviewStore& store) {
                            [routes](const Request&, const Caller* c) { return routes->list(*c); });
       !ok)
     return ok;
-  if (auto ok = router.add("GET", "/admin/reviews/{id}", Access::kAuthenticated,
-                           [routes](const Request& r, const Caller* c) { return routes->show(r, *c); });
+  if (auto ok =
+          router.add("GET", "/admin/reviews/{id}", Access::kAuthenticated,
+                     [routes](const Request& r, const Caller* c) { return routes->show(r, *c); });
       !ok)
     return ok;
-  if (auto ok = router.add("POST", "/admin/reviews/{id}/approve", Access::kAuthenticated,
-                           [routes](const Request& r, const Caller* c) {
-                             return routes->decide(r, *c, true);
-                           });
+  if (auto ok = router.add(
+          "POST", "/admin/reviews/{id}/approve", Access::kAuthenticated,
+          [routes](const Request& r, const Caller* c) { return routes->decide(r, *c, true); });
       !ok)
     return ok;
-  return router.add("POST", "/admin/reviews/{id}/deny", Access::kAuthenticated,
-                    [routes](const Request& r, const Caller* c) { return routes->decide(r, *c, false); });
+  return router.add(
+      "POST", "/admin/reviews/{id}/deny", Access::kAuthenticated,
+      [routes](const Request& r, const Caller* c) { return routes->decide(r, *c, false); });
 }
 
 }  // namespace gh::admin

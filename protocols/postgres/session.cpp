@@ -20,6 +20,7 @@
 #include "protocols/postgres/codec/encoder.hpp"
 #include "protocols/postgres/guard.hpp"
 #include "record/event.hpp"
+#include "record/session_recorder.hpp"
 #include "record/result_budget.hpp"
 
 namespace gh::pg {
@@ -135,14 +136,6 @@ class Gather {
   bool in_place_ = false;
 };
 
-// A record that could not enter the ring yet: owned copies, pushed before anything newer.
-struct PendingRecord {
-  EventType type;
-  uint32_t sequence;
-  uint64_t time_ns;
-  std::vector<std::pair<FieldTag, std::string>> fields;
-};
-
 // Forwards a CancelRequest to the upstream backend on a connection of its own, then closes.
 class CancelForwarder final : public engine::ProtocolSession {
  public:
@@ -167,7 +160,7 @@ class CancelForwarder final : public engine::ProtocolSession {
 class Session final : public engine::ProtocolSession {
  public:
   Session(const GatewayContext& ctx, uint32_t shard, const engine::ListenerInfo& listener)
-      : ctx_(ctx), shard_(shard), listener_(listener), session_id_(random_u64()),
+      : ctx_(ctx), shard_(shard), listener_(listener), recorder_(random_u64()),
         startup_decoder_(ctx.limits) {}
 
   ~Session() override {
@@ -917,7 +910,7 @@ class Session final : public engine::ProtocolSession {
                             .approver_groups = rule->approver_groups,
                             .approvals_min = rule->approvals_min,
                             .timeout_s = rule->timeout_s,
-                            .session_id = fmt::format("{:016x}", session_id_),
+                            .session_id = fmt::format("{:016x}", recorder_.session_id()),
                             .client_address = c.client_address()};
     auto ticket = ctx_.reviews->submit(std::move(request));
     if (!ticket) {
@@ -1175,7 +1168,7 @@ class Session final : public engine::ProtocolSession {
     held_ = true;
     held_parse_ = std::move(parse_name);
     held_ticket_ = 0;
-    if (!pending_.empty()) {
+    if (!!recorder_.pending()) {
       // The record waits for room in the ring; its number is known once pump() pushed it.
       c.pause();
       return false;
@@ -1310,43 +1303,15 @@ class Session final : public engine::ProtocolSession {
     record(c, type, std::span<const Field>(fields.begin(), fields.size()));
   }
   void record(Connection& c, EventType type, std::span<const Field> fields) {
-    if (!ctx_.config->recording.enabled) return;  // benchmarks of the bare relay only
-    const uint64_t now = rec::realtime_now_ns();
-    const uint32_t sequence = sequence_++;
-    rec::Ring& ring = *ctx_.rings[shard_];
-    // Statement text is cut before it gets here; any other oversized value (an upstream error
-    // message, say) is cut too, so that an event always fits the ring.
-    const size_t value_bytes_max = ring.payload_bytes_max() / (2 * std::max<size_t>(fields.size(), 1));
-    bool oversized = false;
-    for (const Field& f : fields) oversized |= f.value.size() > value_bytes_max;
-    std::vector<Field> cut;
-    if (oversized) {
-      for (const Field& f : fields) cut.push_back(Field{f.tag, f.value.substr(0, value_bytes_max)});
-      fields = cut;
-    }
-    if (pending_.empty()) {
-      const rec::Event event{type, session_id_, sequence, now, fields};
-      if (ring.try_push(event) == rec::PushStatus::kPushed) return;
-    }
-    PendingRecord p{type, sequence, now, {}};
-    for (const Field& f : fields) p.fields.emplace_back(f.tag, std::string(f.value));
-    pending_.push_back(std::move(p));
-    c.pause();
+    if (!ctx_.config->recording.enabled) return;
+    if (!recorder_.record(*ctx_.rings[shard_], type, fields)) c.pause();
   }
 
   // True when nothing is pending any more.
   bool flush_pending_records(Connection& c) {
-    rec::Ring& ring = *ctx_.rings[shard_];
-    while (!pending_.empty()) {
-      const PendingRecord& p = pending_.front();
-      std::vector<Field> fields;
-      for (const auto& [tag, value] : p.fields) fields.push_back(Field{tag, value});
-      const rec::Event event{p.type, session_id_, p.sequence, p.time_ns, fields};
-      if (ring.try_push(event) != rec::PushStatus::kPushed) {
-        c.pause();
-        return false;
-      }
-      pending_.erase(pending_.begin());
+    if (!recorder_.flush(*ctx_.rings[shard_])) {
+      c.pause();
+      return false;
     }
     if (close_when_recorded_) {
       close_when_recorded_ = false;
@@ -1407,7 +1372,7 @@ class Session final : public engine::ProtocolSession {
 
   void finish(Connection& c) {
     phase_ = Phase::kDone;
-    if (pending_.empty()) {
+    if (!recorder_.pending()) {
       c.close();
     } else {
       close_when_recorded_ = true;  // flush_pending_records closes once the ring took them
@@ -1456,7 +1421,7 @@ class Session final : public engine::ProtocolSession {
   const GatewayContext& ctx_;
   const uint32_t shard_;
   const engine::ListenerInfo listener_;
-  const uint64_t session_id_;
+  rec::SessionRecorder recorder_;  // numbers, cuts and queues the session's records
   Phase phase_ = Phase::kStartup;
   FrontendDecoder startup_decoder_;
   Gather gather_[2];
@@ -1481,8 +1446,6 @@ class Session final : public engine::ProtocolSession {
   bool upstream_sent_fatal_ = false;
   bool started_ = false;
   bool close_when_recorded_ = false;
-  uint32_t sequence_ = 0;
-  std::vector<PendingRecord> pending_;
   // Strict durability: the statement in gather_[0] waits for ring entry held_ticket_ (0: not
   // numbered yet).
   bool held_ = false;

@@ -23,6 +23,7 @@
 
 #include "core/access.hpp"
 #include "record/event.hpp"
+#include "record/session_recorder.hpp"
 
 // libssh 0.10 marks the message accessors of its queue mode deprecated in favour of the
 // callback mode, which cannot defer an answer; the accessors are kept in 0.10 and 0.11.
@@ -56,14 +57,6 @@ struct MessageDeleter {
   void operator()(ssh_message m) const { ssh_message_free(m); }
 };
 using Message = std::unique_ptr<ssh_message_struct, MessageDeleter>;
-
-// A record that could not enter the ring yet: owned copies, pushed before anything newer.
-struct PendingRecord {
-  EventType type;
-  uint32_t sequence;
-  uint64_t time_ns;
-  std::vector<std::pair<FieldTag, std::string>> fields;
-};
 
 // Output streams of a channel: 0 stdout, 1 stderr (what ssh_channel_read's is_stderr takes).
 constexpr const char* kStreamNames[2] = {"out", "err"};
@@ -108,7 +101,7 @@ class Session final : public engine::ProtocolSession {
  public:
   Session(const GatewayContext& ctx, uint32_t shard, const engine::ListenerInfo& listener)
       : ctx_(ctx), state_(*ctx.shards[shard]), shard_(shard), listener_(listener),
-        session_id_(random_u64()) {}
+        recorder_(random_u64()) {}
 
   ~Session() override {
     for (auto& ch : channels_) release_channel_handles(*ch);
@@ -1019,39 +1012,14 @@ class Session final : public engine::ProtocolSession {
   // first on resume while the connection pauses (nothing is dropped).
   void record(Connection& c, EventType type, std::span<const Field> fields) {
     if (!ctx_.config->recording.enabled) return;
-    const uint64_t now = rec::realtime_now_ns();
-    const uint32_t sequence = sequence_++;
-    rec::Ring& ring = *ctx_.rings[shard_];
-    const size_t value_bytes_max = ring.payload_bytes_max() / (2 * std::max<size_t>(fields.size(), 1));
-    bool oversized = false;
-    for (const Field& f : fields) oversized |= f.value.size() > value_bytes_max;
-    std::vector<Field> cut;
-    if (oversized) {
-      for (const Field& f : fields) cut.push_back(Field{f.tag, f.value.substr(0, value_bytes_max)});
-      fields = cut;
-    }
-    if (pending_.empty()) {
-      const rec::Event event{type, session_id_, sequence, now, fields};
-      if (ring.try_push(event) == rec::PushStatus::kPushed) return;
-    }
-    PendingRecord p{type, sequence, now, {}};
-    for (const Field& f : fields) p.fields.emplace_back(f.tag, std::string(f.value));
-    pending_.push_back(std::move(p));
-    c.pause();
+    if (!recorder_.record(*ctx_.rings[shard_], type, fields)) c.pause();
   }
 
+  // True when nothing is pending any more.
   bool flush_pending_records(Connection& c) {
-    rec::Ring& ring = *ctx_.rings[shard_];
-    while (!pending_.empty()) {
-      const PendingRecord& p = pending_.front();
-      std::vector<Field> fields;
-      for (const auto& [tag, value] : p.fields) fields.push_back(Field{tag, value});
-      const rec::Event event{p.type, session_id_, p.sequence, p.time_ns, fields};
-      if (ring.try_push(event) != rec::PushStatus::kPushed) {
-        c.pause();
-        return false;
-      }
-      pending_.erase(pending_.begin());
+    if (!recorder_.flush(*ctx_.rings[shard_])) {
+      c.pause();
+      return false;
     }
     if (close_when_recorded_) {
       close_when_recorded_ = false;
@@ -1096,7 +1064,7 @@ class Session final : public engine::ProtocolSession {
 
   void finish(Connection& c) {
     phase_ = Phase::kDone;
-    if (pending_.empty()) {
+    if (!recorder_.pending()) {
       c.close();
     } else {
       close_when_recorded_ = true;
@@ -1107,7 +1075,7 @@ class Session final : public engine::ProtocolSession {
   ShardState& state_;
   const uint32_t shard_;
   const engine::ListenerInfo listener_;
-  const uint64_t session_id_;
+  rec::SessionRecorder recorder_;  // numbers, cuts and queues the session's records
   Phase phase_ = Phase::kStart;
   bool pumping_ = false;
   ssh_session sessions_[2] = {nullptr, nullptr};  // caller, host
@@ -1123,8 +1091,6 @@ class Session final : public engine::ProtocolSession {
   std::string masked_;
   bool started_ = false;
   bool close_when_recorded_ = false;
-  uint32_t sequence_ = 0;
-  std::vector<PendingRecord> pending_;
 };
 
 }  // namespace

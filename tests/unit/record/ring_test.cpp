@@ -1,6 +1,7 @@
 // The per-shard SPSC ring: wrap-around, back-pressure without loss, size refusal, two threads.
 // In-memory only; the stress test uses exactly one producer and one consumer thread.
 #include "record/ring.hpp"
+#include "record/session_recorder.hpp"
 
 #include <gtest/gtest.h>
 
@@ -178,6 +179,45 @@ TEST(Ring, TwoThreadsKeepOrderAndContent) {
   EXPECT_EQ(next, kEvents);
   EXPECT_TRUE(producer_done.load());
   EXPECT_TRUE(ring.empty());
+}
+
+// A session's records keep their order and numbers across a full ring, and an oversized value is
+// cut so that its event still fits.
+TEST(SessionRecorder, QueuesInOrderWhileTheRingIsFullAndCutsOversizedValues) {
+  Ring ring(limits::ring_bytes_min);
+  SessionRecorder recorder(0x42);
+  const std::string text(200, 's');
+  uint32_t recorded = 0;
+  while (recorder.record(ring, EventType::kStatement, std::vector<Field>{{FieldTag::kText, text}}))
+    ++recorded;
+  ++recorded;  // the one that was queued
+  EXPECT_TRUE(recorder.pending());
+  const std::string huge(ring.capacity(), 'h');
+  EXPECT_FALSE(recorder.record(ring, EventType::kError, std::vector<Field>{{FieldTag::kMessage, huge}}));
+  EXPECT_FALSE(recorder.flush(ring));  // still full: nothing moves
+
+  uint32_t next = 0;
+  const auto drain = [&] {
+    ring.drain([&](std::span<const std::byte> body) {
+      auto view = decode_record_body(body);
+      ASSERT_TRUE(view.has_value()) << view.error().message;
+      EXPECT_EQ(view->session_id, 0x42u);
+      EXPECT_EQ(view->sequence, next);
+      if (next < recorded) {
+        EXPECT_EQ(view->first(FieldTag::kText), text);
+      } else {
+        EXPECT_EQ(view->type, EventType::kError);
+        EXPECT_LT(view->first(FieldTag::kMessage).size(), huge.size());
+        EXPECT_TRUE(huge.starts_with(view->first(FieldTag::kMessage)));
+      }
+      ++next;
+    });
+  };
+  drain();
+  EXPECT_TRUE(recorder.flush(ring));
+  EXPECT_FALSE(recorder.pending());
+  drain();
+  EXPECT_EQ(next, recorded + 1);
 }
 
 }  // namespace
