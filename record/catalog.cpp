@@ -2,6 +2,8 @@
 // feed that keeps it current from the flusher. Never called from a shard thread.
 #include "record/catalog.hpp"
 
+#include <malloc.h>
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sqlite3.h>
@@ -792,6 +794,11 @@ void CatalogFeed::run() {
         std::lock_guard lock(mutex_);
         ++applied_batches_;
       }
+      // A login storm leaves megabytes of freed summaries in this thread's malloc arena, which
+      // glibc keeps; give them back so that the gateway's footprint follows its open sessions.
+      deltas = {};
+      batch = {};
+      malloc_trim(0);
     }
     if (stopping) break;
   }
