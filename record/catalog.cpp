@@ -2,10 +2,9 @@
 // feed that keeps it current from the flusher. Never called from a shard thread.
 #include "record/catalog.hpp"
 
-#include <malloc.h>
-
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <malloc.h>
 #include <sqlite3.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -796,9 +795,13 @@ void CatalogFeed::run() {
       }
       // A login storm leaves megabytes of freed summaries in this thread's malloc arena, which
       // glibc keeps; give them back so that the gateway's footprint follows its open sessions.
-      deltas = {};
-      batch = {};
-      malloc_trim(0);
+      // Only after a storm: malloc_trim locks every arena in turn, the shards' too.
+      constexpr size_t kStormSessions = 1000;
+      if (deltas.size() >= kStormSessions) {
+        deltas = {};
+        batch = {};
+        malloc_trim(0);
+      }
     }
     if (stopping) break;
   }
