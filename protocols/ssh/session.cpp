@@ -886,8 +886,14 @@ class Session final : public engine::ProtocolSession {
   // EOF, exit status and close, each relayed once the data before them went through.
   bool step_channel_end(Connection& c, Channel& ch) {
     bool progress = false;
+    // The end is taken before the buffers are looked at: ssh_channel_poll reads packets from the
+    // socket while its buffer is empty and no EOF came, so the poll of stderr could read the last
+    // stdout data together with EOF and close; judged the other way round, the channel counted as
+    // drained with that data unread (seen as a 20 MB `cat` losing its tail). Once EOF is in,
+    // polls read no more packets and see the buffers as they are.
+    const bool upstream_closed = ch.upstream_closed;
+    const bool upstream_ended = ch.upstream_eof || upstream_closed || ssh_channel_is_eof(ch.upstream);
     const bool upstream_read = ssh_channel_poll(ch.upstream, 0) <= 0 && ssh_channel_poll(ch.upstream, 1) <= 0;
-    const bool upstream_ended = ch.upstream_eof || ch.upstream_closed || ssh_channel_is_eof(ch.upstream);
     if (!ch.denied && upstream_read && upstream_ended) {
       for (int stream = 0; stream < 2; ++stream) {  // the last, unterminated line
         if (!ch.held[stream].empty()) {
@@ -900,7 +906,8 @@ class Session final : public engine::ProtocolSession {
     }
     const bool upstream_drained = upstream_read && ch.carry[0].empty() && ch.carry[1].empty() &&
                                   ch.held[0].empty() && ch.held[1].empty();
-    if (!ch.denied && !ch.exit_relayed && upstream_drained && !ch.client_closed &&
+    // After all output (the host may send exit-status before its last data and EOF).
+    if (!ch.denied && !ch.exit_relayed && upstream_drained && upstream_ended && !ch.client_closed &&
         (ch.exit_status || !ch.exit_signal.empty())) {
       send_exit(ch);
       progress = true;
@@ -917,7 +924,7 @@ class Session final : public engine::ProtocolSession {
       ch.eof_to_upstream = true;
       progress = true;
     }
-    if ((ch.upstream_closed && upstream_drained) || ch.client_closed) {
+    if ((upstream_closed && upstream_drained) || ch.client_closed) {
       finish_channel(c, ch);
       progress = true;
     }

@@ -125,19 +125,22 @@ TEST_F(SshExec, RelaysExitSignalAndLargeStreamsByteForByte) {
   r = gw.ssh(token, "web", "cat " + data.string());
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(r.out == read_file(data)) << "output differs: " << r.out.size() << " bytes";
-  r = run({"bash", "-c",
-           "ssh -F /dev/null -o UserKnownHostsFile=" + (gw.dir() / "known_hosts").string() +
-               " -o StrictHostKeyChecking=yes -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1 -p " +
-               std::to_string(gw.port()) + " web@127.0.0.1 sha256sum < " + data.string()},
-          {{"SSH_ASKPASS", (gw.dir() / "askpass").string()}, {"SSH_ASKPASS_REQUIRE", "force"},
-           {"DISPLAY", ":0"}, {"GH_TEST_TOKEN", token}},
-          std::chrono::seconds(30));
+  r = shell(gw.ssh_line("web") + " sha256sum < " + data.string(), gw.ssh_env(token), std::chrono::seconds(30));
   EXPECT_EQ(r.exit_code, 0) << r.err;
   auto local = shell("sha256sum < " + data.string());
   EXPECT_EQ(r.out, local.out);
 
-  auto all = sessions(gw, 3);
-  ASSERT_EQ(all.size(), 3u);
+  // A caller that reads nothing for a while: its window fills, the host's program ends and its
+  // exit status, EOF and close reach the gateway while output still waits there; all of it must
+  // still reach the caller, then the exit status.
+  r = shell("set -o pipefail; " + gw.ssh_line("web") + " cat " + data.string() +
+                " | { sleep 0.5; sha256sum; }",
+            gw.ssh_env(token), std::chrono::seconds(30));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, local.out);
+
+  auto all = sessions(gw, 4);
+  ASSERT_EQ(all.size(), 4u);
   auto killed = replay(gw, all[0]["session_id"]);
   ASSERT_EQ(events(killed, "completion").size(), 1u);
   EXPECT_EQ(events(killed, "completion")[0]["fields"]["tag"], "signal TERM");

@@ -113,12 +113,21 @@ RunResult SshGateway::ssh(const std::string& token, const std::string& connectio
                                    std::to_string(port_)};
   argv.insert(argv.end(), options.begin(), options.end());
   argv.insert(argv.end(), {connection + "@127.0.0.1", command});
-  return run(argv,
-             {{"SSH_ASKPASS", (dir() / "askpass").string()},
-              {"SSH_ASKPASS_REQUIRE", "force"},
-              {"DISPLAY", ":0"},
-              {"GH_TEST_TOKEN", token}},
-             std::chrono::seconds(30));
+  return run(argv, ssh_env(token), std::chrono::seconds(30));
+}
+
+std::string SshGateway::ssh_line(const std::string& connection, const std::string& options) const {
+  return "ssh -F /dev/null -o UserKnownHostsFile=" + (dir() / "known_hosts").string() +
+         " -o StrictHostKeyChecking=yes -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1"
+         " -o ConnectTimeout=10 -p " + std::to_string(port_) + " " + options + " " + connection +
+         "@127.0.0.1";
+}
+
+std::map<std::string, std::string> SshGateway::ssh_env(const std::string& token) const {
+  return {{"SSH_ASKPASS", (dir() / "askpass").string()},
+          {"SSH_ASKPASS_REQUIRE", "force"},
+          {"DISPLAY", ":0"},
+          {"GH_TEST_TOKEN", token}};
 }
 
 RunResult SshGateway::cli(const std::vector<std::string>& args) const {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,6 +56,10 @@ class SshGateway {
   // `options` go before the destination (e.g. "-vv").
   RunResult ssh(const std::string& token, const std::string& connection, const std::string& command,
                 const std::vector<std::string>& options = {});
+  // The same client as a shell command line up to the destination (for pipelines through
+  // shell()), `options` before it, and the environment that hands it the token.
+  std::string ssh_line(const std::string& connection, const std::string& options = {}) const;
+  std::map<std::string, std::string> ssh_env(const std::string& token) const;
   RunResult cli(const std::vector<std::string>& args) const;
   std::string log() const { return process_ ? process_->err() : std::string(); }
 
