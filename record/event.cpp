@@ -33,6 +33,8 @@ std::string_view event_type_name(EventType type) {
       return "masked_row";
     case EventType::kOutput:
       return "output";
+    case EventType::kFileOperation:
+      return "file_operation";
     case EventType::kReview:
       return "review";
     case EventType::kSeal:
@@ -89,6 +91,22 @@ std::string_view field_tag_name(FieldTag tag) {
       return "stream";
     case FieldTag::kChannel:
       return "channel";
+    case FieldTag::kFileOperation:
+      return "file_operation";
+    case FieldTag::kPath:
+      return "path";
+    case FieldTag::kTargetPath:
+      return "target_path";
+    case FieldTag::kOpenFlags:
+      return "open_flags";
+    case FieldTag::kBytesRead:
+      return "bytes_read";
+    case FieldTag::kBytesWritten:
+      return "bytes_written";
+    case FieldTag::kEntries:
+      return "entries";
+    case FieldTag::kFileStatus:
+      return "file_status";
     case FieldTag::kReviewId:
       return "review_id";
     case FieldTag::kStatementHash:

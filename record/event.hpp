@@ -27,6 +27,9 @@ enum class EventType : uint8_t {
   kNotice,
   // SSH (numbered apart): bytes a channel's program wrote (exec output), as the client got them.
   kOutput = 16,
+  // SSH: one file operation of an SFTP channel (open, close with its byte totals, remove,
+  // rename...), with the host's status.
+  kFileOperation = 20,
   // Guardrails (numbered apart): a DataRow whose values were masked, as the client got it.
   kMaskedRow = 40,
   // An approval hold: the statement held for review ("requested"), then its outcome
@@ -71,6 +74,15 @@ enum class FieldTag : uint16_t {
   // SSH (numbered apart so that other modules can add tags before them).
   kStream = 64,  // kOutput: "out" or "err"
   kChannel,      // decimal channel number within the session, from 1
+  // SFTP (numbered apart): kFileOperation's fields.
+  kFileOperation = 72,  // "open", "close", "remove", "rename", "mkdir", "stat"...
+  kPath,                // the path the operation named (as the client sent it)
+  kTargetPath,          // rename, symlink, hardlink: the second path
+  kOpenFlags,           // open, close: "read,write,create,truncate"...
+  kBytesRead,           // close: decimal file bytes the host sent for the handle
+  kBytesWritten,        // close: decimal file bytes the client sent for the handle
+  kEntries,             // close of a directory: decimal entries listed
+  kFileStatus,          // "ok", "eof", "no such file", "permission denied"..., "unanswered"
   // Result sizes on kCompletion (numbered apart), decimal; only when the statement returned rows.
   kResultRows = 80,     // result rows sent to the client
   kResultBytes,         // their DataRow bytes on the wire

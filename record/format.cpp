@@ -174,6 +174,17 @@ std::string describe_event(const StoredEvent& e) {
         text += fmt::format(" … [{} bytes in all]", f(FieldTag::kTextBytes));
       return text;
     }
+    case EventType::kFileOperation: {
+      // "sftp close /srv/a.bin [write,create,truncate] (read 0 B, written 104857600 B): ok".
+      std::string text = fmt::format("sftp {} {}", f(FieldTag::kFileOperation), f(FieldTag::kPath));
+      if (!e.first(FieldTag::kTargetPath).empty()) text += " -> " + f(FieldTag::kTargetPath);
+      if (!e.first(FieldTag::kOpenFlags).empty()) text += " [" + f(FieldTag::kOpenFlags) + "]";
+      if (!e.first(FieldTag::kBytesRead).empty()) {
+        text += fmt::format(" (read {} B, written {} B)", f(FieldTag::kBytesRead), f(FieldTag::kBytesWritten));
+      }
+      if (!e.first(FieldTag::kEntries).empty()) text += fmt::format(" ({} entries)", f(FieldTag::kEntries));
+      return text + ": " + f(FieldTag::kFileStatus);
+    }
     case EventType::kReview: {
       // "review r-… requested (rule schema-changes, sha256 …)", "review r-… approved by bob".
       std::string text = fmt::format("review {} {}", f(FieldTag::kReviewId), f(FieldTag::kOutcome));

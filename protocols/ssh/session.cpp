@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 
 #include "core/access.hpp"
+#include "protocols/ssh/sftp_channel.hpp"
 #include "record/event.hpp"
 #include "record/session_recorder.hpp"
 
@@ -64,6 +65,24 @@ constexpr const char* kStreamNames[2] = {"out", "err"};
 // The token comes as a password or as the answer to one keyboard-interactive prompt.
 constexpr int kTokenMethods = SSH_AUTH_METHOD_PASSWORD | SSH_AUTH_METHOD_INTERACTIVE;
 
+// A "subsystem" channel request naming sftp (RFC 4254 section 6.5), the one subsystem relayed.
+bool is_sftp_request(ssh_message m) {
+  return ssh_message_subtype(m) == SSH_CHANNEL_REQUEST_SUBSYSTEM &&
+         text_of(ssh_message_channel_request_subsystem(m)) == "sftp";
+}
+
+// What git runs over SSH, exactly as git sends it: the program and one single-quoted path
+// (git's sq_quote; no quote inside, so the shell sees one literal argument and nothing after).
+// Its output is a pack exchange, relayed unmasked; anything else is an ordinary command.
+bool is_git_transfer(std::string_view command) {
+  for (std::string_view program : {"git-upload-pack '", "git-receive-pack '", "git-upload-archive '"}) {
+    if (!command.starts_with(program)) continue;
+    const std::string_view path = command.substr(program.size());
+    return path.size() >= 1 && path.back() == '\'' && path.find('\'') == path.size() - 1;
+  }
+  return false;
+}
+
 // One caller channel and its upstream twin.
 struct Channel {
   uint32_t number = 0;             // within the session, from 1, for the records
@@ -75,8 +94,14 @@ struct Channel {
   bool request_sent = false;       // the head of `requests` went upstream, its answer is awaited
   bool exec_started = false;
   std::string command;
+  // A file transfer (the sftp subsystem, a git pack exchange): output relayed byte for byte,
+  // never masked (that would corrupt files), and recorded by size; sftp also by file operation.
+  bool transfer = false;
+  std::unique_ptr<SftpAudit> sftp;
   // Set by libssh callbacks.
   bool client_closed = false;
+  bool agent_requested = false;  // auth-agent-req@openssh.com: refused (never relayed), recorded
+  bool agent_recorded = false;
   bool upstream_eof = false;
   bool upstream_closed = false;
   std::optional<int> exit_status;
@@ -647,6 +672,10 @@ class Session final : public engine::ProtocolSession {
     cc.channel_close_function = [](ssh_session, ssh_channel, void* u) {
       static_cast<Channel*>(u)->client_closed = true;
     };
+    // libssh answers nothing to it (OpenSSH asks for no answer): not relaying it is the refusal.
+    cc.channel_auth_agent_req_function = [](ssh_session, ssh_channel, void* u) {
+      static_cast<Channel*>(u)->agent_requested = true;
+    };
     ssh_set_channel_callbacks(ch.client, &cc);
 
     auto& uc = ch.upstream_callbacks;
@@ -689,7 +718,7 @@ class Session final : public engine::ProtocolSession {
       return;
     }
     const int type = ssh_message_subtype(m.get());
-    if (type == SSH_CHANNEL_REQUEST_EXEC) {
+    if (type == SSH_CHANNEL_REQUEST_EXEC || is_sftp_request(m.get())) {
       ch->requests.push_back(std::move(m));
       return;
     }
@@ -722,24 +751,28 @@ class Session final : public engine::ProtocolSession {
     if (ch.requests.empty()) return false;
     ssh_message m = ch.requests.front().get();
     const std::string number = std::to_string(ch.number);
+    const bool subsystem = is_sftp_request(m);
     if (!ch.request_sent) {
       if (ch.exec_started) {  // one program per channel (RFC 4254 section 6.5)
         ssh_message_reply_default(m);
         ch.requests.pop_front();
         return true;
       }
-      ch.command = text_of(ssh_message_channel_request_command(m));
+      ch.command = subsystem ? "sftp" : text_of(ssh_message_channel_request_command(m));
       ch.exec_started = true;
       record(c, EventType::kStatement,
-             {Field{FieldTag::kStatementKind, "exec"}, Field{FieldTag::kText, ch.command},
-              Field{FieldTag::kChannel, number}});
-      if (auto rule = denying_rule(ch.command)) {
+             {Field{FieldTag::kStatementKind, subsystem ? "subsystem" : "exec"},
+              Field{FieldTag::kText, ch.command}, Field{FieldTag::kChannel, number}});
+      if (auto rule = denying_rule(ch.command); rule && !subsystem) {
         deny_exec(c, ch, *rule);
         ch.requests.pop_front();
         return true;
       }
+      ch.transfer = subsystem || is_git_transfer(ch.command);
+      if (subsystem) ch.sftp = std::make_unique<SftpAudit>(ch.number);
     }
-    const int rc = ssh_channel_request_exec(ch.upstream, ch.command.c_str());
+    const int rc = subsystem ? ssh_channel_request_subsystem(ch.upstream, "sftp")
+                             : ssh_channel_request_exec(ch.upstream, ch.command.c_str());
     if (rc == SSH_AGAIN) {
       ch.request_sent = true;
       return false;
@@ -750,7 +783,8 @@ class Session final : public engine::ProtocolSession {
     } else {
       ssh_message_reply_default(m);
       record(c, EventType::kError,
-             {Field{FieldTag::kMessage, "the host refused the exec request"},
+             {Field{FieldTag::kMessage, subsystem ? "the host refused the sftp subsystem"
+                                                  : "the host refused the exec request"},
               Field{FieldTag::kOrigin, "upstream"}, Field{FieldTag::kChannel, number}});
     }
     ch.requests.pop_front();
@@ -782,10 +816,24 @@ class Session final : public engine::ProtocolSession {
       if (ch.open_request) return step_open(c, ch);
       return false;
     }
+    if (ch.sftp && !ch.sftp->failure().empty()) {
+      // The audit cannot follow the channel any more: it ends rather than go on unrecorded.
+      record(c, EventType::kError,
+             {Field{FieldTag::kMessage, "sftp channel closed: its operations can no longer be recorded"},
+              Field{FieldTag::kReason, ch.sftp->failure()}, Field{FieldTag::kOrigin, "gateway"},
+              Field{FieldTag::kChannel, std::to_string(ch.number)}});
+      finish_channel(c, ch);
+      return true;
+    }
     bool progress = false;
+    if (ch.agent_requested && !ch.agent_recorded) {
+      ch.agent_recorded = true;
+      record_refusal(c, "auth-agent-req (agent forwarding)", &ch);
+      progress = true;
+    }
     if (!ch.denied) {
       progress |= step_request(c, ch);
-      if (!ch.client_closed && !ch.upstream_closed) progress |= relay_input(ch);
+      if (!ch.client_closed && !ch.upstream_closed) progress |= relay_input(c, ch);
       if (!ch.client_closed) {
         progress |= relay_output(c, ch, 0);
         progress |= relay_output(c, ch, 1);
@@ -807,8 +855,13 @@ class Session final : public engine::ProtocolSession {
     return pending.empty();
   }
 
-  // Caller to host: stdin, unchanged and not recorded.
-  bool relay_input(Channel& ch) {
+  // Records one SFTP file operation (SftpAudit's emitter).
+  auto file_operation_recorder(Connection& c) {
+    return [this, &c](std::span<const Field> fields) { record(c, EventType::kFileOperation, fields); };
+  }
+
+  // Caller to host: stdin, unchanged and not recorded (sftp requests are read by the audit).
+  bool relay_input(Connection& c, Channel& ch) {
     // Back-pressure: nothing more for a socket that has not taken the last bytes yet. The
     // windows then stay closed and the sender waits (RFC 4254 section 5.2).
     if (ssh_blocking_flush(upstream(), 0) == SSH_AGAIN) return false;
@@ -824,6 +877,7 @@ class Session final : public engine::ProtocolSession {
                                                std::min<uint32_t>(window, uint32_t(buffer.size())), 0);
     if (n <= 0) return progress;
     ch.carry_in.assign(buffer.data(), size_t(n));
+    if (ch.sftp) ch.sftp->from_client(ch.carry_in, file_operation_recorder(c));
     write_to(ch.upstream, false, ch.carry_in);
     return true;
   }
@@ -845,7 +899,10 @@ class Session final : public engine::ProtocolSession {
     if (n <= 0) return progress;
     ch.bytes[stream] += uint64_t(n);
     const std::string_view bytes(buffer.data(), size_t(n));
-    if (policy_ == nullptr || policy_->mask.empty()) {
+    if (ch.transfer && stream == 0) {
+      if (ch.sftp) ch.sftp->from_host(bytes, file_operation_recorder(c));
+      carry.append(bytes);
+    } else if (policy_ == nullptr || policy_->mask.empty()) {
       emit(c, ch, stream, bytes);
     } else {
       // Masked by whole lines, so that a secret split across two reads is still found.
@@ -952,6 +1009,10 @@ class Session final : public engine::ProtocolSession {
       tag = fmt::format("exit {}", *ch.exit_status);
     } else if (ch.exec_started) {
       tag = "ended without exit status";
+    }
+    if (ch.sftp) {
+      ch.sftp->finish(file_operation_recorder(c));
+      ch.sftp.reset();
     }
     if (!tag.empty() && !ch.denied) {
       record(c, EventType::kCompletion, {Field{FieldTag::kTag, tag}, Field{FieldTag::kChannel, number}});

@@ -46,7 +46,7 @@ SshServer::SshServer() : dir_(std::make_unique<TempDir>()) {
                  (dir() / "host_key").string() + "\nAuthorizedKeysFile " +
                  (dir() / "authorized_keys").string() +
                  "\nPidFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n"
-                 "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+                 "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n"
                  "LogLevel VERBOSE\n");
   process_ = std::make_unique<Process>(
       std::vector<std::string>{kSshd, "-D", "-e", "-f", (dir() / "sshd_config").string()},
