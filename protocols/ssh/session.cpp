@@ -877,7 +877,13 @@ class Session final : public engine::ProtocolSession {
                                                std::min<uint32_t>(window, uint32_t(buffer.size())), 0);
     if (n <= 0) return progress;
     ch.carry_in.assign(buffer.data(), size_t(n));
-    if (ch.sftp) ch.sftp->from_client(ch.carry_in, file_operation_recorder(c));
+    if (ch.sftp) {
+      ch.sftp->from_client(ch.carry_in, file_operation_recorder(c));
+      if (!ch.sftp->failure().empty()) {  // not forwarded: step_channel ends the channel
+        ch.carry_in.clear();
+        return true;
+      }
+    }
     write_to(ch.upstream, false, ch.carry_in);
     return true;
   }
@@ -901,7 +907,7 @@ class Session final : public engine::ProtocolSession {
     const std::string_view bytes(buffer.data(), size_t(n));
     if (ch.transfer && stream == 0) {
       if (ch.sftp) ch.sftp->from_host(bytes, file_operation_recorder(c));
-      carry.append(bytes);
+      if (!ch.sftp || ch.sftp->failure().empty()) carry.append(bytes);
     } else if (policy_ == nullptr || policy_->mask.empty()) {
       emit(c, ch, stream, bytes);
     } else {

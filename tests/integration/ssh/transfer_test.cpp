@@ -174,6 +174,26 @@ TEST_F(SshTransfer, SftpAndScpMove100MBUpAndDownByteForByteAndRecordEachFile) {
   EXPECT_NE(text.find("sftp remove " + r_in + "/missing.bin: no such file"), std::string::npos) << text;
 }
 
+TEST_F(SshTransfer, AnSftpStreamTheGatewayCannotFollowEndsTheChannelAndIsRecorded) {
+  SshGateway gw(*server_);
+  const std::string token = gw.token("alice", {"devs"});
+  // SSH_FXP_INIT, then a length word above any SFTP packet's (OpenSSH refuses 256 KiB too).
+  const std::filesystem::path input = gw.dir() / "input";
+  write_file(input, std::string("\0\0\0\x05\x01\0\0\0\x03\x7f\xff\xff\xff", 13) + std::string(64, 'x'));
+  std::vector<std::string> argv = {"ssh", "-s", "-p", std::to_string(gw.port())};
+  for (const auto& o : ssh_options(gw)) argv.push_back(o);
+  argv.insert(argv.end(), {"web@127.0.0.1", "sftp"});
+  auto r = run(argv, askpass_env(gw, token), std::chrono::seconds(30), input.string());
+  EXPECT_NE(r.exit_code, 0) << r.out << r.err;
+
+  auto all = sessions(gw, 1);
+  ASSERT_EQ(all.size(), 1u);
+  auto errors = events(replay(gw, all[0]["session_id"]), "error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0]["fields"]["message"], "sftp channel closed: its operations can no longer be recorded");
+  EXPECT_EQ(errors[0]["fields"]["reason"], "client SFTP packet length 2147483647 out of range");
+}
+
 TEST_F(SshTransfer, GitCloneAndPushOverSshThroughTheGateway) {
   // A mask rule that would break git if its transfers were masked (object ids in the ref
   // advertisement): pack exchanges go through byte for byte, other output is still masked.
