@@ -20,6 +20,7 @@
 #include "mask/policy.hpp"
 #include "protocols/postgres/gateway.hpp"
 #include "protocols/ssh/gateway.hpp"
+#include "record/asciicast.hpp"
 #include "record/catalog.hpp"
 #include "record/export.hpp"
 #include "record/flusher.hpp"
@@ -410,7 +411,7 @@ int reindex(const ReindexOptions& o) {
   return 0;
 }
 
-int replay(const TrailOptions& o, const std::string& session_id) {
+int replay(const TrailOptions& o, const std::string& session_id, bool asciicast, const std::string& channel) {
   auto dir = trail_dir(o);
   if (!dir) return error_exit(dir.error().message, 2);
   auto id = rec::parse_session_id(session_id);
@@ -418,7 +419,11 @@ int replay(const TrailOptions& o, const std::string& session_id) {
   auto events = rec::load_session(*dir, *id);
   if (!events) return error_exit(events.error().message, 2);
   if (events->empty()) return error_exit(fmt::format("no session {} in {}", session_id, *dir), 1);
-  if (o.json) {
+  if (asciicast) {
+    auto cast = rec::format_asciicast(*events, channel.empty() ? std::nullopt : std::optional(channel));
+    if (!cast) return error_exit(cast.error().message, 1);
+    fmt::print("{}", *cast);
+  } else if (o.json) {
     fmt::print("{}\n", rec::dump_json(rec::replay_to_json(*events)));
   } else {
     fmt::print("{}", rec::format_replay(*events));

@@ -68,7 +68,9 @@ struct ReindexOptions {
   std::string catalog_file;
 };
 int reindex(const ReindexOptions&);
-int replay(const TrailOptions&, const std::string& session_id);
+// `asciicast`: the session's terminal channel (`channel`, or the first) as an asciicast v2 file.
+int replay(const TrailOptions&, const std::string& session_id, bool asciicast = false,
+           const std::string& channel = {});
 struct ExportOptions {
   SessionsOptions select;  // the sessions filters; all sessions when none is given
   std::string session_id;  // instead of the filters: one session

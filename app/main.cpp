@@ -134,6 +134,11 @@ int main(int argc, char** argv) {
   replay_cmd->add_option("-c,--config", replay.config_file, "Take the trail from recording.dir");
   replay_cmd->add_option("--dir", replay.dir, "Trail directory");
   replay_cmd->add_flag("--json", replay.json, "JSON output");
+  bool replay_asciicast = false;
+  std::string replay_channel;
+  replay_cmd->add_flag("--asciicast", replay_asciicast,
+                       "An SSH terminal session as an asciicast v2 file (asciinema play)");
+  replay_cmd->add_option("--channel", replay_channel, "With --asciicast: the SSH channel (default: the first terminal)");
 
   gh::app::ExportOptions exported;
   auto* export_cmd = app.add_subcommand("export", "Export sessions' records with Merkle proofs and signed roots (JSON Lines)");
@@ -162,7 +167,7 @@ int main(int argc, char** argv) {
   if (*verify_cmd) return gh::app::verify(verify);
   if (*sessions_cmd) return gh::app::sessions(sessions);
   if (*reindex_cmd) return gh::app::reindex(reindex);
-  if (*replay_cmd) return gh::app::replay(replay, replay_id);
+  if (*replay_cmd) return gh::app::replay(replay, replay_id, replay_asciicast, replay_channel);
   if (*export_cmd) return gh::app::export_bundle(exported);
   return 2;
 }

@@ -35,6 +35,10 @@ std::string_view event_type_name(EventType type) {
       return "output";
     case EventType::kFileOperation:
       return "file_operation";
+    case EventType::kInput:
+      return "input";
+    case EventType::kTerminal:
+      return "terminal";
     case EventType::kReview:
       return "review";
     case EventType::kSeal:
@@ -107,6 +111,14 @@ std::string_view field_tag_name(FieldTag tag) {
       return "entries";
     case FieldTag::kFileStatus:
       return "file_status";
+    case FieldTag::kRequest:
+      return "request";
+    case FieldTag::kTerminalType:
+      return "terminal_type";
+    case FieldTag::kColumns:
+      return "columns";
+    case FieldTag::kRows:
+      return "rows";
     case FieldTag::kReviewId:
       return "review_id";
     case FieldTag::kStatementHash:

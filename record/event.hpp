@@ -27,6 +27,11 @@ enum class EventType : uint8_t {
   kNotice,
   // SSH (numbered apart): bytes a channel's program wrote (exec output), as the client got them.
   kOutput = 16,
+  // SSH: bytes the caller typed into a terminal or shell channel, as the host got them.
+  kInput = 17,
+  // SSH: a terminal request relayed to the host (pty-req with its size, shell, window-change,
+  // signal).
+  kTerminal = 18,
   // SSH: one file operation of an SFTP channel (open, close with its byte totals, remove,
   // rename...), with the host's status.
   kFileOperation = 20,
@@ -74,6 +79,10 @@ enum class FieldTag : uint16_t {
   // SSH (numbered apart so that other modules can add tags before them).
   kStream = 64,  // kOutput: "out" or "err"
   kChannel,      // decimal channel number within the session, from 1
+  kRequest,      // kTerminal: "pty-req", "shell", "window-change" or "signal" (kText: its name)
+  kTerminalType, // kTerminal pty-req: the caller's TERM
+  kColumns,      // kTerminal pty-req, window-change: decimal
+  kRows,         // kTerminal pty-req, window-change: decimal
   // SFTP (numbered apart): kFileOperation's fields.
   kFileOperation = 72,  // "open", "close", "remove", "rename", "mkdir", "stat"...
   kPath,                // the path the operation named (as the client sent it)

@@ -185,6 +185,20 @@ std::string describe_event(const StoredEvent& e) {
       if (!e.first(FieldTag::kEntries).empty()) text += fmt::format(" ({} entries)", f(FieldTag::kEntries));
       return text + ": " + f(FieldTag::kFileStatus);
     }
+    case EventType::kInput: {
+      std::string text = fmt::format("input {}", f(FieldTag::kText));
+      if (!e.first(FieldTag::kTextBytes).empty())
+        text += fmt::format(" … [{} bytes in all]", f(FieldTag::kTextBytes));
+      return text;
+    }
+    case EventType::kTerminal: {
+      // "terminal pty-req xterm 80x24", "terminal window-change 100x30", "terminal signal INT".
+      std::string text = "terminal " + f(FieldTag::kRequest);
+      if (!e.first(FieldTag::kTerminalType).empty()) text += " " + f(FieldTag::kTerminalType);
+      if (!e.first(FieldTag::kColumns).empty()) text += fmt::format(" {}x{}", f(FieldTag::kColumns), f(FieldTag::kRows));
+      if (!e.first(FieldTag::kText).empty()) text += " " + f(FieldTag::kText);
+      return text;
+    }
     case EventType::kReview: {
       // "review r-… requested (rule schema-changes, sha256 …)", "review r-… approved by bob".
       std::string text = fmt::format("review {} {}", f(FieldTag::kReviewId), f(FieldTag::kOutcome));

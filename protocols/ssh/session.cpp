@@ -23,6 +23,7 @@
 
 #include "core/access.hpp"
 #include "protocols/ssh/sftp_channel.hpp"
+#include "protocols/ssh/line_guard.hpp"
 #include "record/event.hpp"
 #include "record/session_recorder.hpp"
 
@@ -62,6 +63,9 @@ using Message = std::unique_ptr<ssh_message_struct, MessageDeleter>;
 // Output streams of a channel: 0 stdout, 1 stderr (what ssh_channel_read's is_stderr takes).
 constexpr const char* kStreamNames[2] = {"out", "err"};
 
+// Limits::pending_signals_max, for a callback that cannot reach the limits.
+constexpr size_t kPendingSignalsMax = Limits{}.pending_signals_max;
+
 // The token comes as a password or as the answer to one keyboard-interactive prompt.
 constexpr int kTokenMethods = SSH_AUTH_METHOD_PASSWORD | SSH_AUTH_METHOD_INTERACTIVE;
 
@@ -92,12 +96,20 @@ struct Channel {
   bool open = false;               // both sides open, relaying
   std::deque<Message> requests;    // the caller's channel requests, answered one at a time
   bool request_sent = false;       // the head of `requests` went upstream, its answer is awaited
-  bool exec_started = false;
+  bool exec_started = false;  // a program runs: exec or shell
   std::string command;
   // A file transfer (the sftp subsystem, a git pack exchange): output relayed byte for byte,
   // never masked (that would corrupt files), and recorded by size; sftp also by file operation.
   bool transfer = false;
   std::unique_ptr<SftpAudit> sftp;
+  // A terminal (pty-req) or a shell: input recorded, output flushed at the end of each burst
+  // rather than held for whole lines, lines judged (LineGuard) when deny rules exist.
+  bool pty = false;
+  bool shell = false;
+  std::unique_ptr<LineGuard> guard;
+  std::deque<std::string> signals;  // the caller's signal requests, relayed in order
+  uint64_t input_bytes = 0;
+  uint64_t recorded_input = 0;
   // Set by libssh callbacks.
   bool client_closed = false;
   bool agent_requested = false;  // auth-agent-req@openssh.com: refused (never relayed), recorded
@@ -676,6 +688,11 @@ class Session final : public engine::ProtocolSession {
     cc.channel_auth_agent_req_function = [](ssh_session, ssh_channel, void* u) {
       static_cast<Channel*>(u)->agent_requested = true;
     };
+    // libssh hands "signal" requests to this callback only, never to the message queue.
+    cc.channel_signal_function = [](ssh_session, ssh_channel, const char* signal, void* u) {
+      auto* ch = static_cast<Channel*>(u);
+      if (signal != nullptr && ch->signals.size() < kPendingSignalsMax) ch->signals.emplace_back(signal);
+    };
     ssh_set_channel_callbacks(ch.client, &cc);
 
     auto& uc = ch.upstream_callbacks;
@@ -718,15 +735,13 @@ class Session final : public engine::ProtocolSession {
       return;
     }
     const int type = ssh_message_subtype(m.get());
-    if (type == SSH_CHANNEL_REQUEST_EXEC || is_sftp_request(m.get())) {
+    if (type == SSH_CHANNEL_REQUEST_EXEC || is_sftp_request(m.get()) || is_terminal_request(type)) {
       ch->requests.push_back(std::move(m));
       return;
     }
     // Environment variables are not passed on (a caller must not steer the host's programs);
-    // terminals, shells and subsystems are not relayed yet.
+    // subsystems are not relayed yet.
     ssh_message_reply_default(m.get());
-    if (type == SSH_CHANNEL_REQUEST_PTY) record_refusal(c, "pty-req (interactive sessions are not supported yet)", ch);
-    if (type == SSH_CHANNEL_REQUEST_SHELL) record_refusal(c, "shell (interactive sessions are not supported yet)", ch);
     if (type == SSH_CHANNEL_REQUEST_SUBSYSTEM)
       record_refusal(c, fmt::format("subsystem {} (not supported yet)", text_of(ssh_message_channel_request_subsystem(m.get()))), ch);
     if (type == SSH_CHANNEL_REQUEST_X11) record_refusal(c, "x11-req", ch);
@@ -750,6 +765,7 @@ class Session final : public engine::ProtocolSession {
   bool step_request(Connection& c, Channel& ch) {
     if (ch.requests.empty()) return false;
     ssh_message m = ch.requests.front().get();
+    if (is_terminal_request(ssh_message_subtype(m))) return step_terminal_request(c, ch, m);
     const std::string number = std::to_string(ch.number);
     const bool subsystem = is_sftp_request(m);
     if (!ch.request_sent) {
@@ -770,6 +786,7 @@ class Session final : public engine::ProtocolSession {
       }
       ch.transfer = subsystem || is_git_transfer(ch.command);
       if (subsystem) ch.sftp = std::make_unique<SftpAudit>(ch.number);
+      start_guard(ch);
     }
     const int rc = subsystem ? ssh_channel_request_subsystem(ch.upstream, "sftp")
                              : ssh_channel_request_exec(ch.upstream, ch.command.c_str());
@@ -788,6 +805,88 @@ class Session final : public engine::ProtocolSession {
               Field{FieldTag::kOrigin, "upstream"}, Field{FieldTag::kChannel, number}});
     }
     ch.requests.pop_front();
+    return true;
+  }
+
+  static bool is_terminal_request(int type) {
+    return type == SSH_CHANNEL_REQUEST_PTY || type == SSH_CHANNEL_REQUEST_SHELL ||
+           type == SSH_CHANNEL_REQUEST_WINDOW_CHANGE;
+  }
+
+  // pty-req, shell and window-change go upstream as the caller sent them (the terminal's modes
+  // excepted: libssh's message API does not hand them over, so the host's defaults apply), and
+  // the caller gets the host's answer.
+  bool step_terminal_request(Connection& c, Channel& ch, ssh_message m) {
+    const int type = ssh_message_subtype(m);
+    const char* request = type == SSH_CHANNEL_REQUEST_PTY     ? "pty-req"
+                          : type == SSH_CHANNEL_REQUEST_SHELL ? "shell"
+                                                              : "window-change";
+    if (type == SSH_CHANNEL_REQUEST_SHELL && !ch.request_sent && ch.exec_started) {
+      ssh_message_reply_default(m);  // one program per channel
+      ch.requests.pop_front();
+      return true;
+    }
+    const std::string term(text_of(ssh_message_channel_request_pty_term(m)));
+    const int columns = ssh_message_channel_request_pty_width(m);
+    const int rows = ssh_message_channel_request_pty_height(m);
+    int rc;
+    if (type == SSH_CHANNEL_REQUEST_PTY) {
+      rc = ssh_channel_request_pty_size(ch.upstream, term.c_str(), columns, rows);
+    } else if (type == SSH_CHANNEL_REQUEST_SHELL) {
+      rc = ssh_channel_request_shell(ch.upstream);
+    } else {
+      rc = ssh_channel_change_pty_size(ch.upstream, columns, rows);  // no answer is asked for
+    }
+    if (rc == SSH_AGAIN) {
+      ch.request_sent = true;
+      return false;
+    }
+    ch.request_sent = false;
+    const std::string number = std::to_string(ch.number);
+    if (rc != SSH_OK) {
+      ssh_message_reply_default(m);
+      ch.requests.pop_front();
+      const std::string message = fmt::format("the host refused the {} request", request);
+      record(c, EventType::kError,
+             {Field{FieldTag::kMessage, message}, Field{FieldTag::kOrigin, "upstream"},
+              Field{FieldTag::kChannel, number}});
+      return true;
+    }
+    ssh_message_channel_request_reply_success(m);
+    ch.requests.pop_front();  // frees m
+    if (type == SSH_CHANNEL_REQUEST_SHELL) {
+      record(c, EventType::kTerminal, {Field{FieldTag::kChannel, number}, Field{FieldTag::kRequest, request}});
+      ch.shell = ch.exec_started = true;
+      start_guard(ch);
+      return true;
+    }
+    if (type == SSH_CHANNEL_REQUEST_PTY) ch.pty = true;
+    const std::string cols_text = std::to_string(columns);
+    const std::string rows_text = std::to_string(rows);
+    std::vector<Field> fields{{FieldTag::kChannel, number}, {FieldTag::kRequest, request}};
+    if (type == SSH_CHANNEL_REQUEST_PTY) fields.push_back({FieldTag::kTerminalType, term});
+    fields.push_back({FieldTag::kColumns, cols_text});
+    fields.push_back({FieldTag::kRows, rows_text});
+    record(c, EventType::kTerminal, fields);
+    return true;
+  }
+
+  // Lines typed into a shell, or into any program on a terminal, are judged by the deny rules.
+  void start_guard(Channel& ch) {
+    if (ch.guard || ch.transfer || policy_ == nullptr || policy_->sql.regexes() == nullptr) return;
+    if (ch.shell || ch.pty) ch.guard = std::make_unique<LineGuard>(ctx_.limits.typed_line_bytes_max);
+  }
+
+  // The caller's signal requests (libssh queues them through a callback), relayed and recorded.
+  bool relay_signals(Connection& c, Channel& ch) {
+    if (ch.signals.empty()) return false;
+    const std::string number = std::to_string(ch.number);
+    for (; !ch.signals.empty(); ch.signals.pop_front()) {
+      ssh_channel_request_send_signal(ch.upstream, ch.signals.front().c_str());  // no answer
+      record(c, EventType::kTerminal,
+             {Field{FieldTag::kChannel, number}, Field{FieldTag::kRequest, "signal"},
+              Field{FieldTag::kText, ch.signals.front()}});
+    }
     return true;
   }
 
@@ -833,6 +932,7 @@ class Session final : public engine::ProtocolSession {
     }
     if (!ch.denied) {
       progress |= step_request(c, ch);
+      if (!ch.client_closed && !ch.upstream_closed) progress |= relay_signals(c, ch);
       if (!ch.client_closed && !ch.upstream_closed) progress |= relay_input(c, ch);
       if (!ch.client_closed) {
         progress |= relay_output(c, ch, 0);
@@ -860,7 +960,8 @@ class Session final : public engine::ProtocolSession {
     return [this, &c](std::span<const Field> fields) { record(c, EventType::kFileOperation, fields); };
   }
 
-  // Caller to host: stdin, unchanged and not recorded (sftp requests are read by the audit).
+  // Caller to host: stdin, unchanged and not recorded (sftp requests are read by the audit); on
+  // a terminal or shell recorded, and submitted lines judged when the connection has deny rules.
   bool relay_input(Connection& c, Channel& ch) {
     // Back-pressure: nothing more for a socket that has not taken the last bytes yet. The
     // windows then stay closed and the sender waits (RFC 4254 section 5.2).
@@ -876,7 +977,13 @@ class Session final : public engine::ProtocolSession {
     const int n = ssh_channel_read_nonblocking(ch.client, buffer.data(),
                                                std::min<uint32_t>(window, uint32_t(buffer.size())), 0);
     if (n <= 0) return progress;
-    ch.carry_in.assign(buffer.data(), size_t(n));
+    const std::string_view typed(buffer.data(), size_t(n));
+    if (ch.pty || ch.shell) record_input(c, ch, typed);
+    if (ch.guard) {
+      guard_input(c, ch, typed);
+    } else {
+      ch.carry_in.assign(typed);
+    }
     if (ch.sftp) {
       ch.sftp->from_client(ch.carry_in, file_operation_recorder(c));
       if (!ch.sftp->failure().empty()) {  // not forwarded: step_channel ends the channel
@@ -886,6 +993,41 @@ class Session final : public engine::ProtocolSession {
     }
     write_to(ch.upstream, false, ch.carry_in);
     return true;
+  }
+
+  void record_input(Connection& c, Channel& ch, std::string_view typed) {
+    ch.input_bytes += typed.size();
+    // Keys are masked like output, chunk by chunk (a secret typed key by key is not seen whole).
+    if (policy_ != nullptr && !policy_->mask.empty() &&
+        policy_->mask.mask_value(typed, state_.scratch, masked_, state_.matches) > 0) {
+      typed = masked_;
+    }
+    const uint64_t max = ctx_.limits.recorded_terminal_bytes_max;
+    const uint64_t room = max - std::min(max, ch.recorded_input);
+    if (room == 0) return;
+    const std::string_view kept = typed.substr(0, size_t(std::min<uint64_t>(room, typed.size())));
+    ch.recorded_input += kept.size();
+    record(c, EventType::kInput, {Field{FieldTag::kChannel, std::to_string(ch.number)}, Field{FieldTag::kText, kept}});
+  }
+
+  // A refused line never gets its CR or LF upstream (Ctrl-U instead drops it there); the caller
+  // is told on the terminal, the trail gets the line and the rule.
+  void guard_input(Connection& c, Channel& ch, std::string_view typed) {
+    ch.carry_in.clear();
+    refused_lines_.clear();
+    ch.guard->filter(typed, [this](std::string_view line) { return denying_rule(line); }, ch.carry_in,
+                     refused_lines_);
+    const std::string number = std::to_string(ch.number);
+    for (const LineGuard::Refusal& r : refused_lines_) {
+      const std::string message = fmt::format("gatehouse: line refused by rule '{}'", r.rule);
+      record(c, EventType::kStatement,
+             {Field{FieldTag::kStatementKind, "line"}, Field{FieldTag::kText, r.line},
+              Field{FieldTag::kChannel, number}});
+      record(c, EventType::kError,
+             {Field{FieldTag::kMessage, message}, Field{FieldTag::kRule, r.rule},
+              Field{FieldTag::kOrigin, "gateway"}, Field{FieldTag::kChannel, number}});
+      ch.carry[0] += fmt::format("\r\n{}\r\n", message);
+    }
   }
 
   // Host to caller: one chunk of stdout (0) or stderr (1), masked, recorded, then sent.
@@ -917,6 +1059,9 @@ class Session final : public engine::ProtocolSession {
       size_t cut = held.rfind('\n');
       cut = cut == std::string::npos ? 0 : cut + 1;
       if (cut == 0 && held.size() >= ctx_.limits.mask_line_bytes_max) cut = held.size();
+      // A terminal shows prompts and echo at once: what the host sent in one burst is masked
+      // and sent when nothing more is waiting (a secret split across bursts can escape).
+      if ((ch.pty || ch.shell) && ssh_channel_poll(ch.upstream, stream) <= 0) cut = held.size();
       if (cut > 0) {
         emit(c, ch, stream, std::string_view(held).substr(0, cut));
         held.erase(0, cut);
@@ -934,8 +1079,9 @@ class Session final : public engine::ProtocolSession {
         policy_->mask.mask_value(text, state_.scratch, masked_, state_.matches) > 0) {
       text = masked_;
     }
-    const uint64_t room = ctx_.limits.recorded_stream_bytes_max -
-                          std::min(ctx_.limits.recorded_stream_bytes_max, ch.recorded[stream]);
+    const uint64_t max = ch.pty || ch.shell ? ctx_.limits.recorded_terminal_bytes_max
+                                            : ctx_.limits.recorded_stream_bytes_max;
+    const uint64_t room = max - std::min(max, ch.recorded[stream]);
     if (room > 0) {
       const std::string_view kept = text.substr(0, size_t(std::min<uint64_t>(room, text.size())));
       ch.recorded[stream] += kept.size();
@@ -1022,6 +1168,11 @@ class Session final : public engine::ProtocolSession {
     }
     if (!tag.empty() && !ch.denied) {
       record(c, EventType::kCompletion, {Field{FieldTag::kTag, tag}, Field{FieldTag::kChannel, number}});
+    }
+    if (ch.input_bytes > ch.recorded_input) {  // input beyond what the trail keeps
+      const std::string total = std::to_string(ch.input_bytes);
+      record(c, EventType::kInput,
+             {Field{FieldTag::kChannel, number}, Field{FieldTag::kText, ""}, Field{FieldTag::kTextBytes, total}});
     }
     for (int stream = 0; stream < 2; ++stream) {
       if (ch.bytes[stream] > ch.recorded[stream]) {  // output beyond what the trail keeps
@@ -1163,6 +1314,7 @@ class Session final : public engine::ProtocolSession {
   std::vector<std::unique_ptr<Channel>> channels_;
   uint32_t channel_numbers_ = 0;
   std::string masked_;
+  std::vector<LineGuard::Refusal> refused_lines_;
   bool started_ = false;
   bool close_when_recorded_ = false;
 };

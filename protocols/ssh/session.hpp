@@ -1,7 +1,8 @@
 // The SSH session: a libssh server session toward the caller (the token as password, the SSH
 // user naming the connection) and a libssh client session toward the host (gateway-held key or
 // password, pinned host key), both non-blocking on sockets the shard's io_uring polls
-// (Connection::watch). Session channels carrying exec are relayed one to one and recorded.
+// (Connection::watch). Session channels (exec, pty-req and shell) are relayed one to one and
+// recorded.
 // Must not do socket I/O beyond libssh's on watched sockets, or own policy rules.
 #pragma once
 
@@ -40,6 +41,11 @@ struct Limits {
   uint32_t mask_line_bytes_max = 16 * 1024;
   // Recorded output bytes of each stream of a channel; beyond it the size is still recorded.
   uint64_t recorded_stream_bytes_max = 1ull << 20;
+  // The same for a terminal or shell channel (output and input each): sessions are long.
+  uint64_t recorded_terminal_bytes_max = 16ull << 20;
+  // The longest line a shell guardrail reconstructs; a longer one passes unjudged.
+  uint32_t typed_line_bytes_max = 4096;
+  uint32_t pending_signals_max = 16;
 };
 static_assert(32 * 1024 <= (1u << 20), "a relay chunk fits in one record");
 
