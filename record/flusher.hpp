@@ -81,7 +81,8 @@ struct FlusherCounters {
 // A failed fdatasync is never retried as a success (the kernel may have dropped the dirty pages
 // and would report the next one clean): the segment is abandoned (ShardWriter::sync), the records
 // written since the last good fdatasync are published as lost (Ring::publish_lost), and the
-// records still in the ring go to a new segment that opens with a recovery record.
+// records still in the ring go to a new segment that opens with a recovery record. A failed fsync
+// of the directory after a new segment's rename is handled the same way.
 class Flusher {
  public:
   static Result<std::unique_ptr<Flusher>> create(FlusherOptions options);

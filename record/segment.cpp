@@ -713,6 +713,7 @@ Result<void> ShardWriter::open_segment() {
     chain_ = recovery_mark_.chain;
     recovery_.reset();
   }
+  opened_ = synced_;
   return {};
 }
 
@@ -754,7 +755,7 @@ Result<void> ShardWriter::sync() {
       const std::string why =
           fmt::format("{}/{}: fdatasync failed: {}", shard_dir_,
                       segment_file_name(header_.sequence), errno_text(-rc));
-      abandon_segment(why);
+      abandon_segment(synced_, "fdatasync", why);
       return fail(why + "; segment abandoned, records written since the last good fdatasync "
                         "are lost, the next ones go to a new segment");
     }
@@ -764,8 +765,20 @@ Result<void> ShardWriter::sync() {
   }
   if (dir_dirty_) {
     if (const int rc = io_->sync_dir(shard_dir_); rc < 0) {
+      // The segment's name may not be on disk, and a retry could report clean what was never
+      // written, as for fdatasync: nothing in the segment beyond what open_segment() synced
+      // before the rename counts as durable. It is abandoned back to that point; the next
+      // segment's rename dirties the directory again, and its fsync covers both names.
       last_errno_ = -rc;
-      return fail(fmt::format("{}: directory fsync failed: {}", shard_dir_, errno_text(-rc)));
+      const std::string why = fmt::format("{}: directory fsync failed: {}", shard_dir_,
+                                          errno_text(-rc));
+      if (fd_ >= 0) {
+        abandon_segment(opened_, "directory fsync", why);
+        return fail(why + "; segment abandoned, records written to it are lost, the next ones "
+                          "go to a new segment");
+      }
+      dir_dirty_ = false;
+      return fail(why);
     }
     dir_dirty_ = false;
   }
@@ -794,13 +807,12 @@ Result<void> ShardWriter::close_segment() {
   return {};
 }
 
-void ShardWriter::abandon_segment(const std::string& why) {
+void ShardWriter::abandon_segment(Mark kept, std::string_view failed, const std::string& why) {
   GH_ASSERT(fd_ >= 0 && segment_started_);
   ++broken_segments_;
-  // What stays of the segment: its records up to the last good fdatasync. Cutting the rest off
-  // makes the file say what the recovery record says; if even that fails, the recovery record
-  // counts the bytes after it as cut, and verify reports the difference.
-  const Mark kept = synced_;
+  // What stays of the segment: its records up to `kept`, the last point known durable. Cutting
+  // the rest off makes the file say what the recovery record says; if even that fails, the
+  // recovery record counts the bytes after it as cut, and verify reports the difference.
   const bool cut = io_->truncate(fd_, kept.offset) == 0;
   (void)io_->fdatasync(fd_);  // best effort: its result proves nothing after a failure
   (void)io_->close(fd_);
@@ -814,9 +826,9 @@ void ShardWriter::abandon_segment(const std::string& why) {
   r.end_offset = kept.offset;
   r.cut_bytes = cut ? 0 : file_bytes_ - kept.offset;
   r.reason = fmt::format(
-      "segment {:08} abandoned after a failed fdatasync ({}); it ends at its last durable record "
+      "segment {:08} abandoned after a failed {} ({}); it ends at its last durable record "
       "({} records, offset {}); the {} bytes written after it are not part of the trail",
-      header_.sequence, why, kept.records, kept.offset, file_bytes_ - kept.offset);
+      header_.sequence, failed, why, kept.records, kept.offset, file_bytes_ - kept.offset);
   recovery_ = std::move(r);
   // Batches the hook saw were cut off with the rest: an empty call says so.
   if (options_.on_written && written_.offset > kept.offset) {
@@ -837,6 +849,7 @@ void ShardWriter::abandon_segment(const std::string& why) {
   sealed_ = false;
   file_bytes_ = 0;
   dirty_ = false;
+  dir_dirty_ = false;  // set again by the next segment's rename
 }
 
 std::vector<AnchorRecord> ShardWriter::take_anchors() { return std::exchange(ready_anchors_, {}); }

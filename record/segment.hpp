@@ -199,7 +199,8 @@ class ShardWriter {
   // A failed fdatasync is never retried: the kernel may have dropped the pages it could not
   // write and report the next fdatasync clean. The segment is abandoned instead: cut back to the
   // last durable record, closed, and the next record begins a new segment whose recovery record
-  // states where the abandoned one ends (as after a crash). Records written since the last good
+  // states where the abandoned one ends (as after a crash). A failed fsync of the directory after
+  // a new segment's rename abandons it the same way, back to what was synced before the rename. Records written since the last good
   // sync are gone from the trail (broken_segments() counts these events); a staged batch is
   // dropped too (the caller stages its records again from their source).
   [[nodiscard]] Result<void> sync();
@@ -251,7 +252,8 @@ class ShardWriter {
   void stage_record(std::span<const std::byte> body, bool control);
   [[nodiscard]] Result<void> stage_control(ControlRecord& record);
   uint64_t staged_base_offset() const;
-  void abandon_segment(const std::string& why);
+  // `failed` names the call that failed ("fdatasync"), for the recovery record's reason.
+  void abandon_segment(Mark kept, std::string_view failed, const std::string& why);
 
   ShardWriterOptions options_;
   SegmentIo* io_;
@@ -285,6 +287,7 @@ class ShardWriter {
   size_t staged_written_ = 0;
   Mark written_;  // after the last completely written batch
   Mark synced_;   // after the last successful fdatasync
+  Mark opened_;   // after what open_segment() synced before the rename (header, recovery record)
   bool dirty_ = false;
   bool dir_dirty_ = false;
   std::vector<PendingAnchor> pending_anchors_;

@@ -1,6 +1,7 @@
 // Strict durability in the flusher: group commit (one fdatasync covers every record written before
 // it, and nothing is published durable before that fdatasync returns), and a failed fdatasync is
-// never taken for a success (the segment is abandoned, its unsynced records reported lost).
+// never taken for a success (the segment is abandoned, its unsynced records reported lost), nor is
+// a failed fsync of the directory that holds a new segment's name.
 // Faults come from a SegmentIo test seam wrapping the real file calls.
 #include <errno.h>
 #include <gtest/gtest.h>
@@ -27,6 +28,7 @@ class SyncSeamIo final : public SegmentIo {
  public:
   std::atomic<bool> gate_closed{false};
   std::atomic<bool> fail_next{false};
+  std::atomic<bool> fail_next_dir{false};  // the next directory fsync fails (EIO)
   std::atomic<int> fdatasyncs{0};
   std::atomic<int> blocked{0};  // fdatasync calls waiting at the gate right now
 
@@ -50,7 +52,10 @@ class SyncSeamIo final : public SegmentIo {
     return real().rename(from, to);
   }
   int unlink(const std::string& path) override { return real().unlink(path); }
-  int sync_dir(const std::string& path) override { return real().sync_dir(path); }
+  int sync_dir(const std::string& path) override {
+    if (fail_next_dir.exchange(false)) return -EIO;
+    return real().sync_dir(path);
+  }
 
  private:
   static SegmentIo& real() { return posix_segment_io(); }
@@ -177,6 +182,71 @@ TEST(StrictDurability, FailedFdatasyncIsNeverRetriedAsSuccess) {
       EXPECT_TRUE(control.has_value());
       if (control) {
         EXPECT_NE(control->reason.find("failed fdatasync"), std::string::npos) << control->reason;
+      }
+    }
+    return true;
+  });
+  ASSERT_TRUE(walked.has_value());
+  EXPECT_TRUE(recovery_found);
+}
+
+// The fsync of the shard directory after a new segment's rename fails; the next one would
+// succeed. The segment's name may never have reached the disk, so its records are not durable:
+// treated as a failed fdatasync (lost, segment abandoned back to its header, recovery record,
+// error reported), never as a success on retry.
+TEST(StrictDurability, FailedDirectoryFsyncIsNeverRetriedAsSuccess) {
+  TempDir dir;
+  SyncSeamIo io;
+  std::atomic<int> reported{0};
+  FlusherOptions options = strict_options(dir, io);
+  options.on_error = [&](const FlushError& e) {
+    if (e.message.find("directory fsync failed") != std::string::npos) ++reported;
+  };
+  auto created = Flusher::create(options);
+  ASSERT_TRUE(created.has_value()) << created.error().message;
+  Flusher& flusher = **created;
+  ASSERT_TRUE(flusher.start().has_value());
+  Ring& ring = flusher.ring(0);
+
+  // Entry 1 opens segment 1: its fdatasync works, the directory's fsync does not.
+  io.fail_next_dir = true;
+  push(ring, 0);
+  ring.request_durable();
+  ASSERT_TRUE(testing::wait_until([&] { return ring.durability(1) != Durability::kWaiting; }));
+  EXPECT_EQ(ring.durability(1), Durability::kLost);
+  EXPECT_EQ(reported.load(), 1);
+  ASSERT_TRUE(flusher.last_error().has_value());
+  EXPECT_NE(flusher.last_error()->find("segment abandoned"), std::string::npos)
+      << *flusher.last_error();
+
+  // The next records go to segment 2, whose directory fsync succeeds; entry 1 stays lost.
+  for (uint32_t i = 1; i < 10; ++i) push(ring, i);
+  ring.request_durable();
+  ASSERT_TRUE(testing::wait_until([&] { return ring.durable() >= 10; }));
+  EXPECT_EQ(ring.durability(1), Durability::kLost);
+  for (uint64_t n = 2; n <= 10; ++n) EXPECT_EQ(ring.durability(n), Durability::kDurable) << n;
+  ASSERT_TRUE(flusher.stop().has_value());
+  EXPECT_EQ(flusher.counters().broken_segments, 1u);
+  EXPECT_EQ(flusher.counters().lost_records, 1u);
+
+  auto report = verify_trail(dir.path());
+  ASSERT_TRUE(report.has_value());
+  EXPECT_TRUE(report->ok()) << (report->finding ? report->finding->what : std::string());
+  std::vector<uint32_t> expected;
+  for (uint32_t i = 1; i < 10; ++i) expected.push_back(i);
+  EXPECT_EQ(recorded_sequences(dir.path()), expected);
+  bool recovery_found = false;
+  auto walked = for_each_record(dir.path(), [&](const TrailRecord& r) {
+    if (r.record.view.type == EventType::kRecovery) {
+      recovery_found = true;
+      EXPECT_EQ(r.segment_sequence, 2u);
+      auto control = decode_control(r.record.view);
+      EXPECT_TRUE(control.has_value());
+      if (control) {
+        EXPECT_EQ(control->records, 0u) << "segment 1 ends at its header";
+        EXPECT_EQ(control->end_offset, limits::segment_header_bytes);
+        EXPECT_NE(control->reason.find("failed directory fsync"), std::string::npos)
+            << control->reason;
       }
     }
     return true;
