@@ -488,10 +488,47 @@ Result<UpstreamConfig> parse_ssh_upstream(const Reader& r, const YAML::Node& u, 
   return c;
 }
 
+// An SSH connection's `forwarding:` map. Targets are checked for shape here so that a typo is a
+// start-up error rather than a target that never matches.
+Result<SshForwarding> parse_ssh_forwarding(const Reader& r, const YAML::Node& n, const std::string& p) {
+  SshForwarding f;
+  if (!n) return f;
+  if (!n.IsMap()) return r.error(p, "expected a map: local, local_targets, remote, agent, x11");
+  if (auto ok = r.only_keys(n, p, {"local", "local_targets", "remote", "agent", "x11"}); !ok)
+    return std::unexpected(ok.error());
+  GH_TRY(local, r.boolean(n, p, "local", false));
+  GH_TRY(remote, r.boolean(n, p, "remote", false));
+  GH_TRY(targets, r.strings(n, p, "local_targets", false));
+  // Not relayed yet (README, SSH): a config that asks for them fails rather than silently refuse.
+  for (std::string_view key : {"agent", "x11"}) {
+    GH_TRY(on, r.boolean(n, p, key, false));
+    if (on) return r.error(fmt::format("{}.{}", p, key), "not supported yet: always refused and recorded");
+  }
+  if (!targets.empty() && !local)
+    return r.error(p + ".local_targets", "needs local: true (direct-tcpip is off)");
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const std::string& t = targets[i];
+    const size_t colon = t.rfind(':');
+    uint32_t port = 0;
+    const bool port_ok = colon != std::string::npos && colon + 1 < t.size() &&
+                         std::from_chars(t.data() + colon + 1, t.data() + t.size(), port).ptr == t.data() + t.size() &&
+                         port >= 1 && port <= 65535;
+    const std::string_view host(t.data(), colon == std::string::npos ? 0 : colon);
+    const bool bracketed = host.size() > 2 && host.front() == '[' && host.back() == ']';
+    if (colon == 0 || !port_ok || (host.find(':') != std::string_view::npos && !bracketed))
+      return r.error(fmt::format("{}.local_targets[{}]", p, i),
+                     fmt::format("expected host:port (port 1..65535, [::1]:22 for IPv6), got '{}'", t));
+  }
+  f.local = local;
+  f.remote = remote;
+  f.local_targets = std::move(targets);
+  return f;
+}
+
 Result<ConnectionConfig> parse_connection(const Reader& r, const YAML::Node& n,
                                           const std::string& p) {
   if (auto ok = r.only_keys(n, p, {"name", "protocol", "allow_groups", "upstream", "deny", "approve",
-                                   "mask", "allow_function_call", "require_claims"});
+                                   "mask", "allow_function_call", "require_claims", "forwarding"});
       !ok)
     return std::unexpected(ok.error());
   ConnectionConfig c;
@@ -508,12 +545,15 @@ Result<ConnectionConfig> parse_connection(const Reader& r, const YAML::Node& n,
   if (protocol == "ssh") {
     GH_TRY(ssh, parse_ssh_upstream(r, u, up, c.guardrails, p));
     c.upstream = std::move(ssh);
+    GH_TRY(forwarding, parse_ssh_forwarding(r, n["forwarding"], p + ".forwarding"));
+    c.forwarding = std::move(forwarding);
     GH_TRY(name, r.string(n, p, "name"));
     c.name = name;
     c.protocol = protocol;
     c.allow_groups = groups;
     return c;
   }
+  if (n["forwarding"]) return r.error(p + ".forwarding", "only for protocol ssh");
   if (auto ok = r.only_keys(u, up, {"host", "port", "database", "user", "password_file",
                                     "password_env", "tls", "ca_file", "server_name"});
       !ok)

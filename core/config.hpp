@@ -67,6 +67,16 @@ struct UpstreamConfig {
   std::string host_key;
 };
 
+// SSH port forwarding a connection allows (`forwarding:`); all off by default, and what is off
+// is refused and recorded. Agent and X11 forwarding are always refused (README, SSH).
+struct SshForwarding {
+  bool local = false;   // direct-tcpip channels: `ssh -L`, `ssh -W`
+  bool remote = false;  // tcpip-forward requests and the host's forwarded-tcpip channels: `ssh -R`
+  // When not empty, the only direct-tcpip targets allowed: "host:port" as the caller names them
+  // (host compared without case), "[::1]:22" for IPv6 literals.
+  std::vector<std::string> local_targets;
+};
+
 // One access rule on a CI provenance claim (identity.issuers[].provenance_claims).
 struct ClaimRule {
   std::string claim;
@@ -82,6 +92,7 @@ struct ConnectionConfig {
   // CI provenance rules: every rule must hold (the token's provenance claim equals one of the
   // values), e.g. repository_id "892341" and ref refs/heads/main. Checked with allow_groups.
   std::vector<ClaimRule> require_claims;
+  SshForwarding forwarding;  // ssh only
 };
 
 struct BuiltinIssuerConfig {

@@ -41,6 +41,8 @@ std::string_view event_type_name(EventType type) {
       return "terminal";
     case EventType::kReview:
       return "review";
+    case EventType::kForwardData:
+      return "forward_data";
     case EventType::kSeal:
       return "seal";
     case EventType::kCheckpoint:
@@ -133,6 +135,14 @@ std::string_view field_tag_name(FieldTag tag) {
       return "result_rows_recorded";
     case FieldTag::kResultRowsCut:
       return "result_rows_cut";
+    case FieldTag::kOriginator:
+      return "originator";
+    case FieldTag::kDirection:
+      return "direction";
+    case FieldTag::kBytesToTarget:
+      return "bytes_to_target";
+    case FieldTag::kBytesFromTarget:
+      return "bytes_from_target";
     case FieldTag::kCtlShard:
       return "shard";
     case FieldTag::kCtlSegment:

@@ -35,6 +35,10 @@ enum class EventType : uint8_t {
   // SSH: one file operation of an SFTP channel (open, close with its byte totals, remove,
   // rename...), with the host's status.
   kFileOperation = 20,
+  // SSH port forwarding: bytes one forwarded TCP connection carried one way (channel,
+  // direction), recorded up to the per-direction budget; its open is a statement, its close a
+  // completion with the byte totals.
+  kForwardData = 22,
   // Guardrails (numbered apart): a DataRow whose values were masked, as the client got it.
   kMaskedRow = 40,
   // An approval hold: the statement held for review ("requested"), then its outcome
@@ -104,6 +108,11 @@ enum class FieldTag : uint16_t {
   kOutcome,       // kAdmin: "granted", "refused" or "failed"; kReview: requested, approved...
   kHttpStatus,    // kAdmin: decimal HTTP status of the answer
   kDetail,        // kAdmin, repeated: "name=value" (issued_jti=..., scope=..., revoked_value=...)
+  // SSH port forwarding (numbered apart).
+  kOriginator = 112,  // statement of a forward: "host:port" the forwarded connection came from
+  kDirection,         // kForwardData: "to_target" or "from_target"
+  kBytesToTarget,     // completion of a forward: decimal bytes relayed toward the target
+  kBytesFromTarget,   // completion of a forward: decimal bytes relayed back from the target
   // Fields of control records, fixed-size little-endian binary (record/FORMAT.md).
   kCtlShard = 128,          // u16
   kCtlSegment,              // u64, the segment holding the record

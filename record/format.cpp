@@ -134,6 +134,7 @@ std::string describe_event(const StoredEvent& e) {
       std::string kind = f(FieldTag::kStatementKind);
       if (kind.empty()) kind = "statement";
       std::string text = fmt::format("{} {}", kind, f(FieldTag::kText));
+      if (!e.first(FieldTag::kOriginator).empty()) text += " from " + f(FieldTag::kOriginator);
       if (!e.first(FieldTag::kTextBytes).empty()) {
         text += fmt::format(" … [truncated, {} bytes in full]", f(FieldTag::kTextBytes));
       }
@@ -141,6 +142,10 @@ std::string describe_event(const StoredEvent& e) {
     }
     case EventType::kCompletion: {
       std::string text = fmt::format("completed {}", f(FieldTag::kTag));
+      if (!e.first(FieldTag::kBytesToTarget).empty()) {
+        text += fmt::format(" ({} B to the target, {} B back)", f(FieldTag::kBytesToTarget),
+                            f(FieldTag::kBytesFromTarget));
+      }
       if (!e.first(FieldTag::kResultRows).empty()) {
         text += fmt::format(" ({} rows, {} bytes", f(FieldTag::kResultRows),
                             f(FieldTag::kResultBytes));
@@ -199,6 +204,8 @@ std::string describe_event(const StoredEvent& e) {
       if (!e.first(FieldTag::kText).empty()) text += " " + f(FieldTag::kText);
       return text;
     }
+    case EventType::kForwardData:
+      return fmt::format("forward {} {}", f(FieldTag::kDirection), f(FieldTag::kText));
     case EventType::kReview: {
       // "review r-… requested (rule schema-changes, sha256 …)", "review r-… approved by bob".
       std::string text = fmt::format("review {} {}", f(FieldTag::kReviewId), f(FieldTag::kOutcome));

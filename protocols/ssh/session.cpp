@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 
 #include "core/access.hpp"
+#include "protocols/ssh/forward_channel.hpp"
 #include "protocols/ssh/sftp_channel.hpp"
 #include "protocols/ssh/line_guard.hpp"
 #include "record/event.hpp"
@@ -142,6 +143,7 @@ class Session final : public engine::ProtocolSession {
 
   ~Session() override {
     for (auto& ch : channels_) release_channel_handles(*ch);
+    forwarding_.reset();  // its channels go before their sessions
     pending_auth_.reset();
     for (int i = 0; i < 2; ++i) {
       if (events_[i] != nullptr) {
@@ -370,11 +372,12 @@ class Session final : public engine::ProtocolSession {
         upstream_gone(c);
         return true;
       }
-      progress |= upstream_messages();
+      progress |= upstream_messages(c);
       for (size_t i = 0; i < channels_.size() && phase_ == Phase::kReady; ++i) {
         progress |= step_channel(c, *channels_[i]);
       }
       progress |= reap_channels();
+      if (forwarding_ && phase_ == Phase::kReady) progress |= forwarding_->step(upstream(), forward_recorder(c));
     }
     return progress;
   }
@@ -484,6 +487,7 @@ class Session final : public engine::ProtocolSession {
       return;
     }
     connection_ = connection;
+    forwarding_ = std::make_unique<Forwarding>(connection->forwarding, ctx_.limits, state_.relay);
     if (auto p = ctx_.policies.find(connection->name); p != ctx_.policies.end()) policy_ = p->second;
     std::vector<Field> fields{{FieldTag::kProtocol, "ssh"},
                               {FieldTag::kConnection, connection->name},
@@ -599,21 +603,18 @@ class Session final : public engine::ProtocolSession {
       return;
     }
     const int type = ssh_message_subtype(m.get());
-    if (type != SSH_CHANNEL_SESSION) {
-      // Port forwarding, X11 and agent channels are not relayed (yet): refused and recorded.
+    if (type != SSH_CHANNEL_SESSION && type != SSH_CHANNEL_DIRECT_TCPIP) {
+      // X11 and agent channels are not relayed (yet): refused and recorded.
       ssh_message_reply_default(m.get());
-      std::string what = type == SSH_CHANNEL_DIRECT_TCPIP ? "direct-tcpip (port forwarding)"
-                         : type == SSH_CHANNEL_X11        ? "x11"
-                                                          : fmt::format("channel type {}", type);
-      if (type == SSH_CHANNEL_DIRECT_TCPIP) {
-        what += fmt::format(" to {}:{}", text_of(ssh_message_channel_request_open_destination(m.get())),
-                            ssh_message_channel_request_open_destination_port(m.get()));
-      }
-      return record_refusal(c, what);
+      return record_refusal(c, type == SSH_CHANNEL_X11 ? std::string("x11") : fmt::format("channel type {}", type));
     }
     if (live_channels() >= ctx_.limits.channels_max) {
       ssh_message_reply_default(m.get());
       return record_refusal(c, "channel: too many channels");
+    }
+    if (type == SSH_CHANNEL_DIRECT_TCPIP) {  // refused there unless the connection allows it
+      return forwarding_->open_direct(upstream(), ForwardMessage(m.release()), ++channel_numbers_,
+                                      forward_recorder(c));
     }
     auto ch = std::make_unique<Channel>();
     ch->number = ++channel_numbers_;
@@ -622,9 +623,14 @@ class Session final : public engine::ProtocolSession {
     channels_.push_back(std::move(ch));
   }
 
-  // Remote port forwarding (tcpip-forward) is refused and recorded; other global requests
+  // Remote port forwarding (tcpip-forward) goes to Forwarding; other global requests
   // (keepalives, hostkeys-00) get the default answer.
   void on_global_request(Connection& c, Message m) {
+    if (forwarding_) {
+      ForwardMessage request(m.release());
+      if (forwarding_->global_request(request, forward_recorder(c))) return;
+      m.reset(request.release());
+    }
     const int type = ssh_message_subtype(m.get());
     if (type == SSH_GLOBAL_REQUEST_TCPIP_FORWARD) {
       record_refusal(c, fmt::format("tcpip-forward (remote port forwarding) of {}:{}",
@@ -637,16 +643,25 @@ class Session final : public engine::ProtocolSession {
   uint32_t live_channels() const {
     uint32_t n = 0;
     for (const auto& ch : channels_) n += (ch->client_closed && ch->upstream_closed) ? 0 : 1;
-    return n;
+    return n + (forwarding_ ? forwarding_->live() : 0);
   }
 
-  // The host opens no channels toward the caller here (no forwarding): all refused.
-  bool upstream_messages() {
+  // The host opens channels toward the caller only for remote forwards (Forwarding); the rest
+  // is refused.
+  bool upstream_messages(Connection& c) {
     bool progress = false;
     for (uint32_t n = 0; n < ctx_.limits.messages_per_round_max; ++n) {
       Message m(ssh_message_get(upstream()));
       if (!m) return progress;
       progress = true;
+      if (ssh_message_type(m.get()) == SSH_REQUEST_CHANNEL_OPEN && forwarding_) {
+        ForwardMessage open(m.release());
+        if (forwarding_->host_channel_open(client(), open, channel_numbers_ + 1, forward_recorder(c))) {
+          ++channel_numbers_;
+          continue;
+        }
+        m.reset(open.release());
+      }
       ssh_message_reply_default(m.get());
     }
     return progress;
@@ -1230,6 +1245,10 @@ class Session final : public engine::ProtocolSession {
 
   // ---- recording ------------------------------------------------------------------------------
 
+  ForwardRecorder forward_recorder(Connection& c) {
+    return [this, &c](EventType type, std::span<const Field> fields) { record(c, type, fields); };
+  }
+
   void record(Connection& c, EventType type, std::initializer_list<Field> fields) {
     record(c, type, std::span<const Field>(fields.begin(), fields.size()));
   }
@@ -1275,6 +1294,7 @@ class Session final : public engine::ProtocolSession {
       // (e.g. one still waiting for its upstream open).
       release_channel_handles(*ch);
     }
+    if (forwarding_) forwarding_->release(forward_recorder(c));
     if (upstream() != nullptr && alive(1)) ssh_disconnect(upstream());
     if (client() != nullptr && alive(0)) ssh_disconnect(client());
     if (started_) {
@@ -1312,6 +1332,7 @@ class Session final : public engine::ProtocolSession {
   Message pending_auth_;
   uint32_t auth_attempts_ = 0;
   std::vector<std::unique_ptr<Channel>> channels_;
+  std::unique_ptr<Forwarding> forwarding_;  // port forwarding, once the connection is known
   uint32_t channel_numbers_ = 0;
   std::string masked_;
   std::vector<LineGuard::Refusal> refused_lines_;

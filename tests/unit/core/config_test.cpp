@@ -360,3 +360,51 @@ TEST(ConfigSsh, ErrorsNameTheKeyAndReason) {
 
 }  // namespace
 }  // namespace gh::config
+
+namespace gh::config {
+namespace {
+
+TEST(ConfigSsh, ForwardingIsOffUnlessEnabledAndItsTargetsAreChecked) {
+  constexpr const char* kAfter = "    deny:\n";
+  auto plain = parse(kSsh, "test.yaml", "/etc/gh");
+  ASSERT_TRUE(plain) << plain.error().message;
+  const SshForwarding& off = plain->find_connection("web-prod")->forwarding;
+  EXPECT_FALSE(off.local);
+  EXPECT_FALSE(off.remote);
+  EXPECT_TRUE(off.local_targets.empty());
+
+  const std::string on = replaced(kSsh, kAfter,
+                                  "    forwarding:\n      local: true\n      local_targets: [db.internal:5432, "
+                                  "'[::1]:8080']\n      remote: yes\n      agent: false\n" +
+                                      std::string(kAfter));
+  auto c = parse(on, "test.yaml", "/etc/gh");
+  ASSERT_TRUE(c) << c.error().message;
+  const SshForwarding& f = c->find_connection("web-prod")->forwarding;
+  EXPECT_TRUE(f.local);
+  EXPECT_TRUE(f.remote);
+  EXPECT_EQ(f.local_targets, (std::vector<std::string>{"db.internal:5432", "[::1]:8080"}));
+
+  const struct {
+    std::string forwarding, expected;
+  } cases[] = {
+      {"      locals: true\n", "connections[0].forwarding.locals: unknown key"},
+      {"      local: sometimes\n", "connections[0].forwarding.local: expected true or false"},
+      {"      local: true\n      local_targets: [db.internal]\n",
+       "connections[0].forwarding.local_targets[0]: expected host:port"},
+      {"      local: true\n      local_targets: ['db:0']\n", "local_targets[0]: expected host:port (port 1..65535"},
+      {"      local: true\n      local_targets: ['::1:22']\n", "local_targets[0]: expected host:port"},
+      {"      local: true\n      local_targets: [':22']\n", "local_targets[0]: expected host:port"},
+      {"      local_targets: [db.internal:5432]\n", "forwarding.local_targets: needs local: true"},
+      {"      agent: true\n", "connections[0].forwarding.agent: not supported yet"},
+      {"      x11: true\n", "connections[0].forwarding.x11: not supported yet"},
+  };
+  for (const auto& t : cases) {
+    const std::string text = replaced(kSsh, kAfter, "    forwarding:\n" + t.forwarding + kAfter);
+    auto r = parse(text, "test.yaml", "/etc/gh");
+    ASSERT_FALSE(r) << t.forwarding;
+    EXPECT_NE(r.error().message.find(t.expected), std::string::npos) << r.error().message;
+  }
+}
+
+}  // namespace
+}  // namespace gh::config
