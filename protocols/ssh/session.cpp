@@ -373,11 +373,13 @@ class Session final : public engine::ProtocolSession {
         return true;
       }
       progress |= upstream_messages(c);
+      // Forwarding first: a tcpip-forward goes to the host before the session channels' opens
+      // and requests that came after it (a command may use the port at once).
+      if (forwarding_) progress |= forwarding_->step(upstream(), forward_recorder(c));
       for (size_t i = 0; i < channels_.size() && phase_ == Phase::kReady; ++i) {
         progress |= step_channel(c, *channels_[i]);
       }
       progress |= reap_channels();
-      if (forwarding_ && phase_ == Phase::kReady) progress |= forwarding_->step(upstream(), forward_recorder(c));
     }
     return progress;
   }
