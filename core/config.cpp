@@ -499,11 +499,10 @@ Result<SshForwarding> parse_ssh_forwarding(const Reader& r, const YAML::Node& n,
   GH_TRY(local, r.boolean(n, p, "local", false));
   GH_TRY(remote, r.boolean(n, p, "remote", false));
   GH_TRY(targets, r.strings(n, p, "local_targets", false));
-  // Not relayed yet (README, SSH): a config that asks for them fails rather than silently refuse.
-  for (std::string_view key : {"agent", "x11"}) {
-    GH_TRY(on, r.boolean(n, p, key, false));
-    if (on) return r.error(fmt::format("{}.{}", p, key), "not supported yet: always refused and recorded");
-  }
+  GH_TRY(agent, r.boolean(n, p, "agent", false));
+  // Not relayed yet (README, SSH): a config that asks for it fails rather than silently refuse.
+  GH_TRY(x11, r.boolean(n, p, "x11", false));
+  if (x11) return r.error(p + ".x11", "not supported yet: always refused and recorded");
   if (!targets.empty() && !local)
     return r.error(p + ".local_targets", "needs local: true (direct-tcpip is off)");
   for (size_t i = 0; i < targets.size(); ++i) {
@@ -521,6 +520,7 @@ Result<SshForwarding> parse_ssh_forwarding(const Reader& r, const YAML::Node& n,
   }
   f.local = local;
   f.remote = remote;
+  f.agent = agent;
   f.local_targets = std::move(targets);
   return f;
 }

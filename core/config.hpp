@@ -68,10 +68,11 @@ struct UpstreamConfig {
 };
 
 // SSH port forwarding a connection allows (`forwarding:`); all off by default, and what is off
-// is refused and recorded. Agent and X11 forwarding are always refused (README, SSH).
+// is refused and recorded. X11 forwarding is always refused (README, SSH).
 struct SshForwarding {
   bool local = false;   // direct-tcpip channels: `ssh -L`, `ssh -W`
   bool remote = false;  // tcpip-forward requests and the host's forwarded-tcpip channels: `ssh -R`
+  bool agent = false;   // auth-agent-req and the host's auth-agent channels: `ssh -A`
   // When not empty, the only direct-tcpip targets allowed: "host:port" as the caller names them
   // (host compared without case), "[::1]:22" for IPv6 literals.
   std::vector<std::string> local_targets;

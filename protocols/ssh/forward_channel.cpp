@@ -46,7 +46,8 @@ void record_error(const ForwardRecorder& record, std::string_view message, std::
 struct Tunnel {
   uint32_t number = 0;
   std::string channel;  // `number` as text, for the records
-  bool direct = true;   // direct-tcpip (else forwarded-tcpip)
+  bool direct = true;   // direct-tcpip (else forwarded-tcpip or auth-agent, opened by the host)
+  bool agent = false;   // auth-agent@openssh.com: toward the caller's agent
   std::string target_host, origin_host;
   uint32_t target_port = 0, origin_port = 0;
   ssh_channel client = nullptr;    // toward the caller
@@ -186,9 +187,40 @@ bool Forwarding::global_request(ForwardMessage& request, const ForwardRecorder& 
   return true;
 }
 
+bool Forwarding::request_agent(ssh_channel upstream, uint32_t channel, const ForwardRecorder& record) {
+  if (!config_.agent || upstream == nullptr) return false;
+  // No answer asked for (as OpenSSH sends it): nothing to wait for.
+  if (ssh_channel_request_auth_agent(upstream) != SSH_OK) return false;
+  agent_forwarded_ = true;
+  const std::string number = std::to_string(channel);
+  record(EventType::kStatement, std::initializer_list<Field>{{FieldTag::kStatementKind, "auth-agent-req"},
+                                                             {FieldTag::kText, "agent forwarding"},
+                                                             {FieldTag::kChannel, number}});
+  return true;
+}
+
 bool Forwarding::host_channel_open(ssh_session client, ForwardMessage& open, uint32_t number,
                                    const ForwardRecorder& record) {
   ssh_message m = open.get();
+  if (ssh_message_subtype(m) == SSH_CHANNEL_AUTH_AGENT) {
+    if (!agent_forwarded_ || live() >= limits_.channels_max) {
+      ssh_message_reply_default(m);
+      record_error(record, "refused: auth-agent channel from the host (agent forwarding not asked for)", "gateway");
+      return true;
+    }
+    auto t = std::make_unique<Tunnel>();
+    t->number = number;
+    t->channel = std::to_string(number);
+    t->direct = false;
+    t->agent = true;
+    t->open_request = std::move(open);
+    t->client = ssh_channel_new(client);
+    record(EventType::kStatement, std::initializer_list<Field>{{FieldTag::kStatementKind, "auth-agent"},
+                                                               {FieldTag::kText, "the caller's agent"},
+                                                               {FieldTag::kChannel, t->channel}});
+    tunnels_.push_back(std::move(t));
+    return true;
+  }
   if (ssh_message_subtype(m) != SSH_CHANNEL_FORWARDED_TCPIP) return false;
   const std::string host(text_of(ssh_message_channel_request_open_destination(m)));
   const uint32_t port = uint32_t(ssh_message_channel_request_open_destination_port(m));
@@ -249,10 +281,11 @@ bool Forwarding::step_open(Tunnel& t, const ForwardRecorder& record) {
   ssh_channel second = t.direct ? t.upstream : t.client;
   int rc = SSH_ERROR;
   if (second != nullptr) {
-    rc = t.direct ? ssh_channel_open_forward(second, t.target_host.c_str(), int(t.target_port),
-                                             t.origin_host.c_str(), int(t.origin_port))
-                  : ssh_channel_open_reverse_forward(second, t.target_host.c_str(), int(t.target_port),
-                                                     t.origin_host.c_str(), int(t.origin_port));
+    rc = t.agent    ? ssh_channel_open_auth_agent(second)
+         : t.direct ? ssh_channel_open_forward(second, t.target_host.c_str(), int(t.target_port),
+                                               t.origin_host.c_str(), int(t.origin_port))
+                    : ssh_channel_open_reverse_forward(second, t.target_host.c_str(), int(t.target_port),
+                                                       t.origin_host.c_str(), int(t.origin_port));
   }
   if (rc == SSH_AGAIN) return false;
   if (rc != SSH_OK) {
@@ -260,8 +293,9 @@ bool Forwarding::step_open(Tunnel& t, const ForwardRecorder& record) {
     t.open_request.reset();
     const std::string target = target_text(t.target_host, t.target_port);
     record_error(record,
-                 t.direct ? fmt::format("the host refused direct-tcpip to {}", target)
-                          : fmt::format("the caller refused forwarded-tcpip from the host's {}", target),
+                 t.agent    ? std::string("the caller refused the auth-agent channel")
+                 : t.direct ? fmt::format("the host refused direct-tcpip to {}", target)
+                            : fmt::format("the caller refused forwarded-tcpip from the host's {}", target),
                  t.direct ? "upstream" : "client",
                  second != nullptr ? ssh_get_error(ssh_channel_get_session(second)) : "out of memory", t.channel);
     free_channel(t.client, t.client_callbacks);

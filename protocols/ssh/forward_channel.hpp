@@ -1,7 +1,8 @@
 // SSH port forwarding through the gateway, for connections that enable it (`forwarding:`):
 // direct-tcpip channels (`ssh -L`, `ssh -W`) are opened as the same direct-tcpip channel on the
 // host, whose sshd makes the TCP connection; tcpip-forward requests (`ssh -R`) go to the host's
-// sshd, and the forwarded-tcpip channels it opens are opened back to the caller. Both channels of
+// sshd, and the forwarded-tcpip channels it opens are opened back to the caller; likewise an
+// auth-agent-req (`ssh -A`) and the host's auth-agent channels. Both channels of
 // a forward are relayed byte for byte and recorded: the open (statement), the bytes each way
 // (forward_data, up to Limits::recorded_stream_bytes_max per direction) and the close with byte
 // totals (completion). What a connection does not enable is refused and recorded.
@@ -22,6 +23,7 @@
 
 struct ssh_message_struct;
 struct ssh_session_struct;
+struct ssh_channel_struct;
 
 namespace gh::ssh {
 
@@ -57,6 +59,9 @@ class Forwarding {
   // back to the caller. False when not taken (the session refuses it).
   bool host_channel_open(ssh_session_struct* client, ForwardMessage& open, uint32_t number,
                          const ForwardRecorder& record);
+  // The caller's auth-agent-req on a session channel (`upstream` its twin on the host): passed
+  // on when the connection allows agent forwarding; false when not (the session refuses it).
+  bool request_agent(ssh_channel_struct* upstream, uint32_t channel, const ForwardRecorder& record);
   // Opens, relays and ends forwards, and sends the queued global requests; true on progress.
   bool step(ssh_session_struct* upstream, const ForwardRecorder& record);
   // The session ends: every forward is recorded as closed and its channels freed (before the
@@ -85,6 +90,7 @@ class Forwarding {
   std::vector<std::unique_ptr<Tunnel>> tunnels_;
   std::deque<GlobalRequest> globals_;  // one at a time on the host's session (libssh's rule)
   std::vector<uint32_t> remote_ports_;  // ports the host listens on for the caller
+  bool agent_forwarded_ = false;        // an auth-agent-req went to the host
 };
 
 }  // namespace gh::ssh

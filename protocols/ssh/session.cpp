@@ -113,7 +113,7 @@ struct Channel {
   uint64_t recorded_input = 0;
   // Set by libssh callbacks.
   bool client_closed = false;
-  bool agent_requested = false;  // auth-agent-req@openssh.com: refused (never relayed), recorded
+  bool agent_requested = false;  // auth-agent-req@openssh.com: to Forwarding, else refused and recorded
   bool agent_recorded = false;
   bool upstream_eof = false;
   bool upstream_closed = false;
@@ -944,7 +944,8 @@ class Session final : public engine::ProtocolSession {
     bool progress = false;
     if (ch.agent_requested && !ch.agent_recorded) {
       ch.agent_recorded = true;
-      record_refusal(c, "auth-agent-req (agent forwarding)", &ch);
+      if (!forwarding_ || !forwarding_->request_agent(ch.upstream, ch.number, forward_recorder(c)))
+        record_refusal(c, "auth-agent-req (agent forwarding)", &ch);
       progress = true;
     }
     if (!ch.denied) {

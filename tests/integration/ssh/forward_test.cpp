@@ -1,7 +1,8 @@
 // SSH port forwarding through gatehouse on a connection that enables it (`forwarding:`), with the
 // real ssh client and OpenSSH sshd: `ssh -W` and `ssh -L` reach a loopback echo server through
 // the host's sshd, `ssh -R` brings a connection made on the host back to the caller's side; the
-// bytes round-trip and the trail holds each forward's open, its bytes both ways and its close.
+// bytes round-trip and the trail holds each forward's open, its bytes both ways and its close;
+// `ssh -A` lets the host use the caller's agent, recorded the same way.
 // (Refusal on a connection without forwarding: exec_test.cpp, PortForwardingIsRefusedAndRecorded.)
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -269,6 +270,32 @@ TEST_F(SshForward, RemoteForwardBringsTheHostsConnectionBackToTheCaller) {
   ASSERT_FALSE(closed.is_null()) << nlohmann::json(events).dump();
   EXPECT_EQ(event_field(closed, "bytes_to_target"), "5");
   EXPECT_EQ(event_field(closed, "bytes_from_target"), "5");
+}
+
+TEST_F(SshForward, AgentForwardingReachesTheCallersAgentAndIsRecorded) {
+  SshServer server;
+  SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = "    forwarding:\n      agent: true\n"});
+  const std::string token = gw.token("alice", {"devs"});
+  // A fresh agent on the caller's side holding one key; the host lists it through the forward.
+  const std::string key = (gw.dir() / "agent_key").string();
+  ASSERT_EQ(run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "forwarded-key", "-f", key}).exit_code, 0);
+  auto r = shell("ssh-agent bash -c 'ssh-add -q " + key + " && " + gw.ssh_line("web", "-A") + " ssh-add -l'",
+                 gw.ssh_env(token), std::chrono::seconds(30));
+  EXPECT_EQ(r.exit_code, 0) << r.err << gw.log();
+  const auto fingerprint = run({"ssh-keygen", "-lf", key + ".pub"});
+  ASSERT_EQ(fingerprint.exit_code, 0);
+  EXPECT_EQ(r.out, fingerprint.out);  // "256 SHA256:... forwarded-key (ED25519)"
+
+  const auto events = all_events(gw, 1);
+  ASSERT_FALSE(statement(events, "auth-agent-req").is_null()) << nlohmann::json(events).dump();
+  const nlohmann::json open = statement(events, "auth-agent");
+  ASSERT_FALSE(open.is_null()) << nlohmann::json(events).dump();
+  // The host's request (list identities) went to the agent and its answer came back.
+  EXPECT_FALSE(data_of(events, open, "to_target").empty());
+  EXPECT_NE(data_of(events, open, "from_target").find("forwarded-key"), std::string::npos);
+  const nlohmann::json closed = completion(events, open);
+  ASSERT_FALSE(closed.is_null()) << nlohmann::json(events).dump();
+  EXPECT_EQ(event_field(closed, "tag"), "closed");
 }
 
 }  // namespace

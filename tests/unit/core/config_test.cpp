@@ -371,17 +371,19 @@ TEST(ConfigSsh, ForwardingIsOffUnlessEnabledAndItsTargetsAreChecked) {
   const SshForwarding& off = plain->find_connection("web-prod")->forwarding;
   EXPECT_FALSE(off.local);
   EXPECT_FALSE(off.remote);
+  EXPECT_FALSE(off.agent);
   EXPECT_TRUE(off.local_targets.empty());
 
   const std::string on = replaced(kSsh, kAfter,
                                   "    forwarding:\n      local: true\n      local_targets: [db.internal:5432, "
-                                  "'[::1]:8080']\n      remote: yes\n      agent: false\n" +
+                                  "'[::1]:8080']\n      remote: yes\n      agent: true\n" +
                                       std::string(kAfter));
   auto c = parse(on, "test.yaml", "/etc/gh");
   ASSERT_TRUE(c) << c.error().message;
   const SshForwarding& f = c->find_connection("web-prod")->forwarding;
   EXPECT_TRUE(f.local);
   EXPECT_TRUE(f.remote);
+  EXPECT_TRUE(f.agent);
   EXPECT_EQ(f.local_targets, (std::vector<std::string>{"db.internal:5432", "[::1]:8080"}));
 
   const struct {
@@ -395,7 +397,6 @@ TEST(ConfigSsh, ForwardingIsOffUnlessEnabledAndItsTargetsAreChecked) {
       {"      local: true\n      local_targets: ['::1:22']\n", "local_targets[0]: expected host:port"},
       {"      local: true\n      local_targets: [':22']\n", "local_targets[0]: expected host:port"},
       {"      local_targets: [db.internal:5432]\n", "forwarding.local_targets: needs local: true"},
-      {"      agent: true\n", "connections[0].forwarding.agent: not supported yet"},
       {"      x11: true\n", "connections[0].forwarding.x11: not supported yet"},
   };
   for (const auto& t : cases) {
