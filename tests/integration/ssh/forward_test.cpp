@@ -239,6 +239,37 @@ TEST_F(SshForward, LocalForwardReachesTheTargetThroughTheHostAndIsRecorded) {
       << refusals;
 }
 
+TEST_F(SshForward, ForwardedBytesBeyondTheRecordingBudgetAreRelayedAndCountedNotRecorded) {
+  SshServer server;
+  EchoServer echo;
+  const std::string target = "127.0.0.1:" + std::to_string(echo.port());
+  SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = "    forwarding:\n      local: true\n"});
+  const std::string token = gw.token("alice", {"devs"});
+  // 1.5 MiB each way: half a MiB past the per-direction budget (Limits::recorded_stream_bytes_max).
+  constexpr size_t kBytes = 3u << 19;
+  std::string data;
+  while (data.size() < kBytes) data += "0123456789abcdef";
+  data.resize(kBytes);
+  const std::string file = (gw.dir() / "data").string();
+  write_file(file, data);
+  auto r = shell(gw.ssh_line("web", "-W " + target) + " < " + file + " | sha256sum; sha256sum < " + file,
+                 gw.ssh_env(token), std::chrono::seconds(30));
+  EXPECT_EQ(r.exit_code, 0) << r.err << gw.log();
+  const size_t line = r.out.find('\n');
+  ASSERT_NE(line, std::string::npos) << r.out;
+  EXPECT_EQ(r.out.substr(0, line + 1), r.out.substr(line + 1));  // what came back is what went
+
+  const auto events = all_events(gw, 1);
+  const nlohmann::json open = statement(events, "direct-tcpip");
+  ASSERT_FALSE(open.is_null());
+  EXPECT_EQ(data_of(events, open, "to_target").size(), size_t(1) << 20);
+  EXPECT_EQ(data_of(events, open, "from_target").size(), size_t(1) << 20);
+  const nlohmann::json closed = completion(events, open);
+  ASSERT_FALSE(closed.is_null());
+  EXPECT_EQ(event_field(closed, "bytes_to_target"), std::to_string(kBytes));
+  EXPECT_EQ(event_field(closed, "bytes_from_target"), std::to_string(kBytes));
+}
+
 TEST_F(SshForward, RemoteForwardBringsTheHostsConnectionBackToTheCaller) {
   SshServer server;
   EchoServer echo;

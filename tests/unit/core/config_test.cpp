@@ -273,6 +273,8 @@ TEST(Config, AdminProvenanceAndClaimRules) {
        "admin.token_exchange.ttl_default: expected a duration"},
       {replaced(kValid, "    upstream:", "    require_claims:\n      ref: refs/heads/main\n    upstream:"),
        "connections[0].require_claims.ref: no issuer records this claim"},
+      {replaced(kValid, "    upstream:", "    forwarding:\n      local: true\n    upstream:"),
+       "connections[0].forwarding: only for protocol ssh"},
   };
   for (const auto& k : cases) {
     auto r = parse_text(k.text);
