@@ -303,6 +303,37 @@ TEST_F(SshForward, RemoteForwardBringsTheHostsConnectionBackToTheCaller) {
   EXPECT_EQ(event_field(closed, "bytes_from_target"), "5");
 }
 
+TEST_F(SshForward, CancelledRemoteForwardStopsListeningOnTheHost) {
+  SshServer server;
+  EchoServer echo;
+  SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = "    forwarding:\n      remote: true\n"});
+  const std::string token = gw.token("alice", {"devs"});
+  const std::string listener = "127.0.0.1:" + std::to_string(free_port());
+  const std::string forward = "-R " + listener + ":127.0.0.1:" + std::to_string(echo.port());
+  const std::string control = "-S " + (gw.dir() / "control").string();
+  // A control master holds the session; -O cancel sends cancel-tcpip-forward through it.
+  auto r = shell(gw.ssh_line("web", "-M " + control + " -f -N -o ExitOnForwardFailure=yes " + forward),
+                 gw.ssh_env(token), std::chrono::seconds(30));
+  ASSERT_EQ(r.exit_code, 0) << r.err << gw.log();
+  const std::string probe = " 'exec 3<>/dev/tcp/" + listener.substr(0, listener.find(':')) + "/" +
+                            listener.substr(listener.find(':') + 1) + " && echo open'";
+  r = shell(gw.ssh_line("web", control) + probe, gw.ssh_env(token), std::chrono::seconds(30));
+  EXPECT_EQ(r.out, "open\n") << r.err;
+  r = shell(gw.ssh_line("web", control + " -O cancel " + forward), gw.ssh_env(token), std::chrono::seconds(30));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = shell(gw.ssh_line("web", control) + probe, gw.ssh_env(token), std::chrono::seconds(30));
+  EXPECT_EQ(r.out, "") << r.err;  // nothing listens there any more
+  shell(gw.ssh_line("web", control + " -O exit"), gw.ssh_env(token), std::chrono::seconds(30));
+
+  const auto events = all_events(gw, 1);
+  const nlohmann::json cancel = statement(events, "cancel-tcpip-forward");
+  ASSERT_FALSE(cancel.is_null()) << nlohmann::json(events).dump();
+  EXPECT_EQ(event_field(cancel, "text"), listener);
+  bool cancelled = false;
+  for (const auto& e : of_type(events, "completion")) cancelled |= event_field(e, "tag") == "cancelled";
+  EXPECT_TRUE(cancelled) << nlohmann::json(events).dump();
+}
+
 TEST_F(SshForward, AgentForwardingReachesTheCallersAgentAndIsRecorded) {
   SshServer server;
   SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = "    forwarding:\n      agent: true\n"});
