@@ -153,14 +153,14 @@ class SqliteCatalog final : public Catalog {
     sqlite3_close_v2(db_);
   }
 
-  Result<void> init(bool writable) {
+  Result<void> init(bool writable, uint32_t page_cache_kib) {
     sqlite3_busy_timeout(db_, 5000);
     if (writable) {
       // The catalog can be rebuilt from the segments, so it need not be synced at every commit:
       // NORMAL in WAL mode loses at most the last transactions on power loss, never consistency.
-      // A larger page cache keeps the indexes' hot pages in memory during a rebuild.
-      if (auto r = exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                        "PRAGMA cache_size=-65536;");
+      if (auto r = exec(fmt::format("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                                    "PRAGMA cache_size=-{};",
+                                    page_cache_kib));
           !r) {
         return r;
       }
@@ -534,7 +534,8 @@ class SqliteCatalog final : public Catalog {
   int64_t duration_max_ = -1;  // longest session duration upserted in this transaction
 };
 
-Result<std::unique_ptr<Catalog>> open_catalog(const std::string& file, bool writable) {
+Result<std::unique_ptr<Catalog>> open_catalog(const std::string& file, bool writable,
+                                              uint32_t page_cache_kib) {
   sqlite3* db = nullptr;
   const int flags = (writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY) |
                     SQLITE_OPEN_NOMUTEX;
@@ -545,7 +546,7 @@ Result<std::unique_ptr<Catalog>> open_catalog(const std::string& file, bool writ
     return fail(fmt::format("{}: cannot open the catalog: {}", file, message));
   }
   auto catalog = std::make_unique<SqliteCatalog>(db, file);
-  if (auto r = catalog->init(writable); !r) return std::unexpected(r.error());
+  if (auto r = catalog->init(writable, page_cache_kib); !r) return std::unexpected(r.error());
   return std::unique_ptr<Catalog>(std::move(catalog));
 }
 
@@ -587,14 +588,15 @@ std::string default_catalog_file(const std::string& trail_dir) {
   return trail_dir + "/catalog.sqlite";
 }
 
-Result<std::unique_ptr<Catalog>> open_sqlite_catalog(const std::string& file) {
-  return open_catalog(file, true);
+Result<std::unique_ptr<Catalog>> open_sqlite_catalog(const std::string& file,
+                                                     uint32_t page_cache_kib) {
+  return open_catalog(file, true, page_cache_kib);
 }
 
 Result<std::unique_ptr<Catalog>> open_sqlite_catalog_readonly(const std::string& file) {
   std::error_code ec;
   if (!std::filesystem::exists(file, ec)) return std::unique_ptr<Catalog>();
-  return open_catalog(file, false);
+  return open_catalog(file, false, kRebuildPageCacheKib);
 }
 
 Result<void> remove_sqlite_catalog(const std::string& file) {
@@ -681,7 +683,7 @@ CatalogFeed::CatalogFeed(CatalogFeedOptions options) : options_(std::move(option
 Result<std::unique_ptr<CatalogFeed>> CatalogFeed::start(CatalogFeedOptions options) {
   std::error_code ec;
   const bool existed = std::filesystem::exists(options.file, ec);
-  auto catalog = open_sqlite_catalog(options.file);
+  auto catalog = open_sqlite_catalog(options.file, options.page_cache_kib);
   if (!catalog) return std::unexpected(catalog.error());
   auto status = (*catalog)->status();
   if (!status) return std::unexpected(status.error());
