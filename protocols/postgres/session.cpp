@@ -159,9 +159,8 @@ class CancelForwarder final : public engine::ProtocolSession {
 
 class Session final : public engine::ProtocolSession {
  public:
-  Session(const GatewayContext& ctx, uint32_t shard, const engine::ListenerInfo& listener)
-      : ctx_(ctx), shard_(shard), listener_(listener), recorder_(random_u64()),
-        startup_decoder_(ctx.limits) {}
+  Session(const GatewayContext& ctx, uint32_t shard)
+      : ctx_(ctx), shard_(shard), startup_decoder_(ctx.limits), recorder_(random_u64()) {}
 
   ~Session() override {
     // A held statement whose client is gone is never run; its review says so.
@@ -378,7 +377,7 @@ class Session final : public engine::ProtocolSession {
       if (in.readable() > 0 || c.client().tls_active()) {
         return fail_silently(c, "bytes received after SSLRequest before the TLS handshake");
       }
-      const tls::ServerContext* tls = ctx_.listener_tls[listener_.index];
+      const tls::ServerContext* tls = ctx_.listener_tls[c.listener()->index];
       std::string out;
       encode_ssl_answer(out, tls != nullptr);
       c.client().write(out);
@@ -416,7 +415,7 @@ class Session final : public engine::ProtocolSession {
 
   bool accept_startup(Connection& c, const StartupMessage& startup) {
     const bool encrypted = c.client().tls_active();
-    const config::ListenerConfig& listener_config = ctx_.config->listeners[listener_.index];
+    const config::ListenerConfig& listener_config = ctx_.config->listeners[c.listener()->index];
     user_ = std::string(startup.parameter("user").value_or(""));
     database_ = std::string(startup.parameter("database").value_or(user_));
     std::vector<std::string> unsupported_options;
@@ -435,7 +434,7 @@ class Session final : public engine::ProtocolSession {
     });
     gather_[0].drop(c.client());
 
-    if (!encrypted && !listener_.loopback && !listener_config.allow_plaintext) {
+    if (!encrypted && !c.listener()->loopback && !listener_config.allow_plaintext) {
       return stop(c, kInvalidAuthorization,
                           "gatehouse requires TLS on this listener (use sslmode=require)",
                           "plaintext startup on a non-loopback listener");
@@ -768,7 +767,7 @@ class Session final : public engine::ProtocolSession {
   bool step_client_ready(Connection& c) {
     Link& in = c.client();
     if (hold_) return step_hold(c);  // nothing after a held statement moves until it is decided
-    if (held_) return release_held(c);
+    if (durable_hold_) return release_held(c);
     if (stream_left_[0] > 0) return stream(c, Side::kClient);
     const bool started = gather_[0].active();
     auto frame_bytes = next_frame_bytes(c, Side::kClient);
@@ -1165,9 +1164,7 @@ class Session final : public engine::ProtocolSession {
 
   // `parse_name`: the statement name when the held message is a Parse.
   bool hold_until_durable(Connection& c, std::optional<std::string> parse_name) {
-    held_ = true;
-    held_parse_ = std::move(parse_name);
-    held_ticket_ = 0;
+    durable_hold_ = std::make_unique<DurableHold>(DurableHold{.parse = std::move(parse_name)});
     if (!!recorder_.pending()) {
       // The record waits for room in the ring; its number is known once pump() pushed it.
       c.pause();
@@ -1178,14 +1175,14 @@ class Session final : public engine::ProtocolSession {
 
   bool release_held(Connection& c) {
     rec::Ring& ring = *ctx_.rings[shard_];
-    if (held_ticket_ == 0) {
+    if (durable_hold_->ticket == 0) {
       // pump() pushed every pending record before calling in: the statement's is the last pushed.
-      held_ticket_ = ring.pushed();
+      durable_hold_->ticket = ring.pushed();
       ring.request_durable();
     }
-    switch (ring.durability(held_ticket_)) {
+    switch (ring.durability(durable_hold_->ticket)) {
       case rec::Ring::Durability::kDurable:
-        held_ = false;
+        durable_hold_.reset();
         gather_[0].forward(c, Side::kClient);
         return true;
       case rec::Ring::Durability::kWaiting:
@@ -1217,12 +1214,11 @@ class Session final : public engine::ProtocolSession {
     std::string answer;
     encode_error_response(answer, ErrorFields{.severity = "ERROR", .sqlstate = sqlstate,
                                               .message = message, .detail = detail});
-    const bool parse = held_parse_.has_value();
+    const bool parse = durable_hold_->parse.has_value();
     const uint64_t ready = guard_.ready_count() + awaiting_ready_ + (parse ? 1 : 0);
     const std::string stand_in =
-        guard_.stand_in(parse, parse ? *held_parse_ : "", ready, std::move(answer));
-    held_ = false;
-    held_parse_.reset();
+        guard_.stand_in(parse, parse ? *durable_hold_->parse : "", ready, std::move(answer));
+    durable_hold_.reset();
     gather_[0].drop(c.client());
     record(c, EventType::kError,
            {Field{FieldTag::kSqlState, sqlstate}, Field{FieldTag::kMessage, message},
@@ -1420,10 +1416,10 @@ class Session final : public engine::ProtocolSession {
   // When the session is paused with pending records, on_resume runs pump, which flushes them.
   const GatewayContext& ctx_;
   const uint32_t shard_;
-  const engine::ListenerInfo listener_;
-  rec::SessionRecorder recorder_;  // numbers, cuts and queues the session's records
+  // Next to shard_, in what would be alignment holes: every idle connection holds a session.
   Phase phase_ = Phase::kStartup;
   FrontendDecoder startup_decoder_;
+  rec::SessionRecorder recorder_;  // numbers, cuts and queues the session's records
   Gather gather_[2];
   uint64_t stream_left_[2] = {0, 0};
   Guard guard_;                // deny rules and masking (protocols/postgres/guard.hpp)
@@ -1446,11 +1442,13 @@ class Session final : public engine::ProtocolSession {
   bool upstream_sent_fatal_ = false;
   bool started_ = false;
   bool close_when_recorded_ = false;
-  // Strict durability: the statement in gather_[0] waits for ring entry held_ticket_ (0: not
-  // numbered yet).
-  bool held_ = false;
-  uint64_t held_ticket_ = 0;
-  std::optional<std::string> held_parse_;
+  // Strict durability: the statement in gather_[0] waits for ring entry `ticket` (0: not
+  // numbered yet). On the heap while a statement waits only, as idle sessions never need it.
+  struct DurableHold {
+    uint64_t ticket = 0;
+    std::optional<std::string> parse;  // the statement name when the held message is a Parse
+  };
+  std::unique_ptr<DurableHold> durable_hold_;
   // The current statement's result rows against recording.statement_result_bytes_max.
   rec::ResultBudget results_{ctx_.config->recording.statement_result_bytes_max};
 };
@@ -1458,8 +1456,9 @@ class Session final : public engine::ProtocolSession {
 }  // namespace
 
 std::unique_ptr<engine::ProtocolSession> SessionFactory::create(uint32_t shard,
-                                                                const engine::ListenerInfo& listener) {
-  return std::make_unique<Session>(*context_, shard, listener);
+                                                                const engine::ListenerInfo&) {
+  // The session reads the listener through Connection::listener(), not a copy of its own.
+  return std::make_unique<Session>(*context_, shard);
 }
 
 }  // namespace gh::pg
