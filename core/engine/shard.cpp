@@ -614,6 +614,7 @@ void Shard::on_send(Connection& c, Side side, int res) {
 void Shard::on_connect(Connection& c, int res) {
   Link& l = c.upstream();
   l.connecting_ = false;
+  c.upstream_address_.reset();
   --c.ops_in_flight_;
   mark_dirty(c);
   if (res < 0) {
@@ -991,9 +992,9 @@ void Shard::start_connect(Connection& c, const sockaddr_storage& address, sockle
   l.fd_ = fd;
   l.gone_ = false;
   l.connecting_ = true;
-  c.upstream_address_ = address;
+  c.upstream_address_ = std::make_unique<sockaddr_storage>(address);
   io_uring_sqe* s = sqe();
-  io_uring_prep_connect(s, fd, reinterpret_cast<const sockaddr*>(&c.upstream_address_), length);
+  io_uring_prep_connect(s, fd, reinterpret_cast<const sockaddr*>(c.upstream_address_.get()), length);
   io_uring_sqe_set_data64(s, pack(Op::kConnect, c.slot_, c.generation_, Side::kUpstream));
   ++c.ops_in_flight_;
 }
