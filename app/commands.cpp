@@ -216,6 +216,8 @@ int serve(const ServeOptions& options) {
   server_options.shard.drain_timeout_ms = config->engine.drain_timeout_ms;
   server_options.shard.policy_epoch = &(*revocations)->epoch();
   server_options.shard.review_epoch = &reviews.epoch();
+  // Strict durability: a shard resumes its held statements as soon as their records are durable.
+  for (rec::Ring* ring : rings) server_options.wake_fds.push_back(ring->durable_wake_fd());
   engine::Server server(server_options, std::move(listeners));
   if (auto r = server.start(); !r) {
     (void)(*flusher)->stop();

@@ -2,7 +2,9 @@
 // hash-chained segment files in a temporary directory (MB/s of record bytes, fdatasync included);
 // and verify speed over such a trail.
 #include <benchmark/benchmark.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -21,8 +23,8 @@ namespace {
 
 class TempDir {
  public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "gh-bench-XXXXXX").string();
+  explicit TempDir(std::filesystem::path base = std::filesystem::temp_directory_path()) {
+    std::string pattern = (base / "gh-bench-XXXXXX").string();
     GH_ASSERT(::mkdtemp(pattern.data()) != nullptr);
     path_ = pattern;
   }
@@ -122,6 +124,53 @@ void BM_VerifyTrail(benchmark::State& state) {
   state.counters["trail_bytes"] = double(trail_bytes);
 }
 
+// Strict durability, one held statement at a time: push its record, ask for durability and wait
+// until the flusher reports it fdatasynced, as a shard does. Arg 0: the shard learns it from the
+// ring's durable wake (poll on the eventfd its io_uring watches); arg 1: from a 1 ms tick, the
+// shard's paused tick before the wake existed. Time per statement, fdatasync included; the trail
+// is on tmpfs (/dev/shm) when there is one, where fdatasync costs next to nothing, so that the
+// path from the flusher's report to the waiting shard is what is measured, not the disk.
+void BM_StrictDurableRoundTrip(benchmark::State& state) {
+  const bool tick = state.range(0) == 1;
+  TempDir dir(std::filesystem::is_directory("/dev/shm") ? std::filesystem::path("/dev/shm")
+                                                        : std::filesystem::temp_directory_path());
+  FlusherOptions options;
+  options.dir = dir.path() + "/trail";
+  options.node_id = "bench";
+  options.shard_count = 1;
+  options.strict = true;
+  options.key = *NodeKey::generate();
+  auto flusher = Flusher::create(options);
+  GH_ASSERT(flusher.has_value());
+  GH_ASSERT((*flusher)->start().has_value());
+  Ring& ring = (*flusher)->ring(0);
+  const std::string text(56, 's');
+  const Field fields[2] = {{FieldTag::kStatementKind, "query"}, {FieldTag::kText, text}};
+  Event event{EventType::kStatement, 42, 0, realtime_now_ns(), std::span<const Field>(fields, 2)};
+  for (auto _ : state) {
+    while (ring.try_push(event) == PushStatus::kFull) std::this_thread::yield();
+    ++event.sequence;
+    const uint64_t ticket = ring.pushed();
+    ring.request_durable();
+    for (;;) {
+      if (!tick) ring.arm_durable_wake();
+      if (ring.durability(ticket) == Ring::Durability::kDurable) break;
+      if (tick) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      } else {
+        pollfd p{ring.durable_wake_fd(), POLLIN, 0};
+        (void)::poll(&p, 1, 100);
+        uint64_t count = 0;
+        (void)!::read(ring.durable_wake_fd(), &count, sizeof count);
+      }
+    }
+  }
+  const FlusherCounters counters = (*flusher)->counters();
+  GH_ASSERT((*flusher)->stop().has_value());
+  state.SetItemsProcessed(int64_t(state.iterations()));
+  state.counters["fsyncs"] = double(counters.fsyncs);
+}
+
 // The chain hash alone (SHA-256 over previous hash + body): the bound on the flusher per core.
 void BM_ChainHash(benchmark::State& state) {
   const std::string body(size_t(state.range(0)), 'b');
@@ -144,6 +193,13 @@ BENCHMARK(BM_FlusherWrite)
     ->Args({1024, 0})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond)
+    ->MinTime(1.0);
+BENCHMARK(BM_StrictDurableRoundTrip)
+    ->ArgName("tick")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond)
     ->MinTime(1.0);
 BENCHMARK(BM_ChainHash)->ArgName("body_bytes")->Arg(128)->Arg(1024)->Arg(16384);
 BENCHMARK(BM_VerifyTrail)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);

@@ -1,5 +1,5 @@
-// Wakes the flusher thread out of its idle sleep when a shard waits for durability (strict mode).
-// An eventfd rung only while the flusher sleeps: no syscall on the producer's path otherwise.
+// Wakes a waiter: the flusher out of its idle sleep, or a shard waiting for durability (see
+// doorbell.hpp). An eventfd rung only while someone waits.
 #include "record/doorbell.hpp"
 
 #include <poll.h>

@@ -1,5 +1,6 @@
-// Wakes the flusher thread out of its idle sleep when a shard waits for durability (strict mode).
-// An eventfd rung only while the flusher sleeps: no syscall on the producer's path otherwise.
+// Wakes a waiter: the flusher out of its idle sleep when a shard waits for durability (strict
+// mode), and a shard when the record it waits for is durable (the shard's io_uring polls fd()).
+// An eventfd rung only while someone waits: no syscall on the ringing side otherwise.
 #pragma once
 
 #include <atomic>
@@ -21,6 +22,9 @@ class Doorbell {
   // Sleeps up to `timeout` unless ring() came since prepare_sleep().
   void wait(std::chrono::microseconds timeout);
   void cancel_sleep() { sleeping_.store(false, std::memory_order_relaxed); }
+  // For a waiter that polls the eventfd in its own event loop (prepare_sleep(), re-check, poll,
+  // then read the 8-byte counter to reset it) instead of calling wait().
+  int fd() const { return fd_; }
 
  private:
   int fd_ = -1;

@@ -87,6 +87,11 @@ class Ring {
   void request_durable() {
     if (doorbell_ != nullptr) doorbell_->ring();
   }
+  // Producer, before it re-checks durability() and pauses: the flusher's next publish_* writes
+  // durable_wake_fd(), which the shard polls (engine::ShardOptions::wake_fd), so a held statement
+  // goes on as soon as its fdatasync returns rather than at the shard's next paused tick.
+  void arm_durable_wake() { durable_wake_.prepare_sleep(); }
+  int durable_wake_fd() const { return durable_wake_.fd(); }
   enum class Durability : uint8_t {
     kDurable,  // written and fdatasynced
     kWaiting,  // not yet
@@ -113,15 +118,21 @@ class Ring {
   int write_error() const { return write_error_.load(std::memory_order_acquire); }  // errno, 0: ok
   // Consumer: entries up to `number` are durable / (after, through] never will be / writing
   // fails with `error` (0: it works again).
-  void publish_durable(uint64_t number) { durable_.store(number, std::memory_order_release); }
+  void publish_durable(uint64_t number) {
+    durable_.store(number, std::memory_order_release);
+    durable_wake_.ring();
+  }
   void publish_lost(uint64_t after, uint64_t through) {
     const uint64_t losses = losses_.load(std::memory_order_relaxed);
     LostRange& r = lost_[losses % kLostRangesMax];
     r.after.store(after, std::memory_order_release);
     r.through.store(through, std::memory_order_release);
     losses_.store(losses + 1, std::memory_order_release);
+    durable_wake_.ring();
   }
-  void publish_write_error(int error) { write_error_.store(error, std::memory_order_release); }
+  void publish_write_error(int error) {
+    if (write_error_.exchange(error, std::memory_order_acq_rel) != error) durable_wake_.ring();
+  }
   void set_doorbell(Doorbell* doorbell) { doorbell_ = doorbell; }  // before the producer starts
 
  private:
@@ -150,6 +161,7 @@ class Ring {
   std::atomic<uint64_t> losses_{0};
   std::atomic<int> write_error_{0};
   std::array<LostRange, kLostRangesMax> lost_{};
+  Doorbell durable_wake_;  // rung by the consumer's publish_*, polled by the producer's shard
 };
 
 template <class W>

@@ -65,6 +65,7 @@ Result<void> Server::start() {
     o.index = i;
     o.cpu = options_.pin ? cpus[i % cpus.size()] : -1;
     o.buffers.group_id = 0;
+    if (i < options_.wake_fds.size()) o.wake_fd = options_.wake_fds[i];
     shards_.push_back(std::make_unique<Shard>(o, listeners_, directory_.get()));
   }
 

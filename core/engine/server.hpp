@@ -15,6 +15,7 @@ struct ServerOptions {
   uint32_t shards = 0;  // 0: one per CPU this process may run on
   bool pin = true;
   ShardOptions shard;   // index and cpu are filled per shard
+  std::vector<int> wake_fds;  // ShardOptions::wake_fd of shard i, when given
 };
 
 class Server {

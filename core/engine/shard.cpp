@@ -41,6 +41,7 @@ enum class Op : uint8_t {
   kControl,
   kPollIn,
   kPollOut,
+  kWake,
 };
 
 // user_data layout: op (8 bits) | side (8) | generation (16) | slot or listener (32).
@@ -375,6 +376,7 @@ io_uring_sqe* Shard::sqe() {
 void Shard::run() {
   for (uint32_t i = 0; i < listeners_.size(); ++i) arm_accept(listeners_[i]);
   arm_timer();
+  arm_wake();
   while (true) {
     deliver_ready_again();
     flush_dirty();
@@ -421,6 +423,9 @@ void Shard::handle(const io_uring_cqe& cqe) {
     case Op::kControl:
       on_control(slot_of(d), uint32_t(cqe.res));
       return;
+    case Op::kWake:
+      on_wake(cqe.res, cqe.flags);
+      return;
     default:
       break;
   }
@@ -460,6 +465,37 @@ void Shard::arm_timer() {
   io_uring_sqe* s = sqe();
   io_uring_prep_timeout(s, &tick_, 0, 0);
   io_uring_sqe_set_data64(s, pack(Op::kTimer, 0));
+}
+
+void Shard::arm_wake() {
+  if (options_.wake_fd < 0 || wake_armed_) return;
+  io_uring_sqe* s = sqe();
+  io_uring_prep_poll_multishot(s, options_.wake_fd, POLLIN);
+  io_uring_sqe_set_data64(s, pack(Op::kWake, 0));
+  wake_armed_ = true;
+}
+
+void Shard::on_wake(int res, uint32_t flags) {
+  if (!(flags & IORING_CQE_F_MORE)) wake_armed_ = false;
+  if (res >= 0) {
+    uint64_t count = 0;
+    (void)!::read(options_.wake_fd, &count, sizeof count);  // nonblocking; resets the eventfd
+    resume_paused();
+  }
+  arm_wake();
+}
+
+// As the paused tick does: each paused connection's session looks again (on_resume) and pauses
+// once more if it still has to wait.
+void Shard::resume_paused() {
+  for (uint32_t i = 0; i < slots_high_water_ && paused_ > 0; ++i) {
+    Connection* c = slots_[i].get();
+    if (c == nullptr || c->closing_ || !c->paused_) continue;
+    c->paused_ = false;
+    --paused_;
+    c->session_->on_resume(*c);
+    mark_dirty(*c);
+  }
 }
 
 void Shard::on_accept(uint32_t listener, int res, uint32_t flags) {

@@ -36,6 +36,10 @@ struct ShardOptions {
   // Bumped when an approval review is decided: sessions holding a statement look at their
   // review (on_policy_changed as well). May be null.
   const std::atomic<uint64_t>* review_epoch = nullptr;
+  // An eventfd that another thread writes when paused connections may go on (the recorder, once
+  // a held statement's record is durable): the shard polls it and resumes its paused connections
+  // at once instead of at the next paused tick. -1: none. Owned by the caller; outlives the shard.
+  int wake_fd = -1;
 };
 
 struct ListenerSpec {
@@ -99,10 +103,13 @@ class Shard {
   void on_connect(Connection& c, int res);
   void on_tick();
   void on_control(uint32_t slot, uint32_t value);
+  void on_wake(int res, uint32_t flags);
+  void resume_paused();
   void on_poll(Connection& c, Side side, bool out, int res, uint32_t flags);
 
   void arm_accept(ListenerState& l);
   void arm_timer();
+  void arm_wake();
   void arm_recv(Connection& c, Link& l);
   void cancel_recv(Connection& c, Link& l);
   void arm_poll(Connection& c, Link& l, bool out);
@@ -155,6 +162,7 @@ class Shard {
   std::vector<SendBlock*> free_send_blocks_;
 
   __kernel_timespec tick_{};
+  bool wake_armed_ = false;
   uint64_t now_ms_ = 0;
   uint64_t drain_deadline_ms_ = 0;
   bool draining_ = false;

@@ -1153,9 +1153,10 @@ class Session final : public engine::ProtocolSession {
 
   // ---- durability (recording.durability: strict) -----------------------------------------------
   // A statement (Query, Parse, FunctionCall) waits in gather_[0], the connection paused, until
-  // the flusher reports its record fdatasynced; the shard picks that up at its paused tick. Only
-  // then does it go upstream. An Execute needs a Parse first, so it never runs a statement whose
-  // record is not durable. Messages behind the held one wait with it, in order.
+  // the flusher reports its record fdatasynced; that report wakes the shard (the ring's durable
+  // wake, polled by the engine), which resumes the connection. Only then does it go upstream.
+  // An Execute needs a Parse first, so it never runs a statement whose record is not durable.
+  // Messages behind the held one wait with it, in order.
 
   bool strict_durability() const {
     return ctx_.config->recording.enabled &&
@@ -1180,6 +1181,8 @@ class Session final : public engine::ProtocolSession {
       durable_hold_->ticket = ring.pushed();
       ring.request_durable();
     }
+    // Armed before the look: a report published after it wakes the shard.
+    ring.arm_durable_wake();
     switch (ring.durability(durable_hold_->ticket)) {
       case rec::Ring::Durability::kDurable:
         durable_hold_.reset();

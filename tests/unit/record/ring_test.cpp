@@ -1,11 +1,15 @@
-// The per-shard SPSC ring: wrap-around, back-pressure without loss, size refusal, two threads.
+// The per-shard SPSC ring: wrap-around, back-pressure without loss, size refusal, two threads,
+// the durable wake.
 // In-memory only; the stress test uses exactly one producer and one consumer thread.
 #include "record/ring.hpp"
 #include "record/session_recorder.hpp"
 
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <deque>
 #include <random>
 #include <thread>
@@ -183,6 +187,39 @@ TEST(Ring, TwoThreadsKeepOrderAndContent) {
 
 // A session's records keep their order and numbers across a full ring, and an oversized value is
 // cut so that its event still fits.
+// The shard's io_uring polls durable_wake_fd(): once a held statement armed the wake, any report
+// of the flusher (durable, lost, a write error and its end) makes the fd readable, and only then.
+TEST(Ring, DurableWakeIsRungByTheFlushersReportsOnlyWhenArmed) {
+  Ring ring(limits::ring_bytes_min);
+  const auto readable = [&] {
+    pollfd p{ring.durable_wake_fd(), POLLIN, 0};
+    const bool ready = ::poll(&p, 1, 0) == 1;
+    uint64_t count = 0;
+    if (ready) {
+      EXPECT_EQ(::read(ring.durable_wake_fd(), &count, sizeof count), 8);
+    }
+    return ready;
+  };
+  ring.publish_durable(1);
+  EXPECT_FALSE(readable()) << "nobody waits: no write";
+  ring.arm_durable_wake();
+  ring.publish_durable(2);
+  EXPECT_TRUE(readable());
+  ring.publish_durable(3);
+  EXPECT_FALSE(readable()) << "rung once per arming";
+  ring.arm_durable_wake();
+  ring.publish_lost(3, 4);
+  EXPECT_TRUE(readable());
+  ring.arm_durable_wake();
+  ring.publish_write_error(ENOSPC);
+  EXPECT_TRUE(readable());
+  ring.arm_durable_wake();
+  ring.publish_write_error(ENOSPC);
+  EXPECT_FALSE(readable()) << "the same error again is no news";
+  ring.publish_write_error(0);
+  EXPECT_TRUE(readable()) << "writing works again";
+}
+
 TEST(SessionRecorder, QueuesInOrderWhileTheRingIsFullAndCutsOversizedValues) {
   Ring ring(limits::ring_bytes_min);
   SessionRecorder recorder(0x42);
