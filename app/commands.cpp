@@ -193,7 +193,8 @@ int serve(const ServeOptions& options) {
   auto gateway = pg::Gateway::create(*config, *validator, rings, revocations->get(),
                                      config->admin ? &reviews : nullptr);
   if (!gateway) return error_exit(gateway.error().message);
-  auto ssh_gateway = ssh::Gateway::create(*config, *validator, rings, revocations->get());
+  auto ssh_gateway = ssh::Gateway::create(*config, *validator, rings, revocations->get(),
+                                          config->admin ? &reviews : nullptr);
   if (!ssh_gateway) return error_exit(ssh_gateway.error().message);
 
   std::vector<engine::ListenerSpec> listeners;

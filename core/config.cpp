@@ -438,13 +438,19 @@ Result<UpstreamConfig> parse_ssh_upstream(const Reader& r, const YAML::Node& u, 
                                     "password_env", "host_key", "host_key_file"});
       !ok)
     return std::unexpected(ok.error());
+  const auto regex_only = [](const SqlRule& rule) {
+    return !rule.regex.empty() && rule.statements.empty() && rule.tables.empty() && rule.schemas.empty();
+  };
   for (size_t i = 0; i < g.deny.size(); ++i) {
-    if (g.deny[i].regex.empty() || !g.deny[i].statements.empty() || !g.deny[i].tables.empty() ||
-        !g.deny[i].schemas.empty())
+    if (!regex_only(g.deny[i]))
       return r.error(fmt::format("{}.deny[{}]", p, i),
                      "ssh connections deny by regex over the exec command line only (regex:)");
   }
-  if (!g.approve.empty()) return r.error(p + ".approve", "not supported on ssh connections yet");
+  for (size_t i = 0; i < g.approve.size(); ++i) {
+    if (!regex_only(g.approve[i]))
+      return r.error(fmt::format("{}.approve[{}]", p, i),
+                     "ssh connections hold by regex over the exec command line only (regex:)");
+  }
   for (size_t i = 0; i < g.mask.size(); ++i) {
     if (!g.mask[i].columns.empty())
       return r.error(fmt::format("{}.mask[{}].columns", p, i), "ssh output has no columns");

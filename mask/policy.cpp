@@ -121,6 +121,21 @@ SqlVerdict SqlPolicy::judge(std::string_view sql, const Classification& c, Scrat
   return {};
 }
 
+SqlVerdict SqlPolicy::judge_text(std::string_view text, Scratch& scratch) const {
+  if (!regexes_) return {};
+  std::vector<Match> matches;
+  if (!regexes_->scan(text, scratch, matches)) {
+    return SqlVerdict{SqlVerdict::Kind::kDeny, std::string(kRuleUnparseable), "regex scan failed"};
+  }
+  for (SqlVerdict::Kind kind : {SqlVerdict::Kind::kDeny, SqlVerdict::Kind::kApprove}) {
+    for (const Match& m : matches) {
+      const Rule& r = regex_rules_[m.pattern];
+      if (r.kind == kind) return SqlVerdict{kind, r.rule->name, "the text matches the rule's regex"};
+    }
+  }
+  return {};
+}
+
 SqlVerdict SqlPolicy::judge_function_call() const {
   if (empty() || allow_function_call_) return {};
   return SqlVerdict{

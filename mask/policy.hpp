@@ -45,6 +45,9 @@ class SqlPolicy {
   // A judged classification (for callers that classify themselves).
   SqlVerdict judge(std::string_view sql, const Classification& c, Scratch& scratch) const;
   SqlVerdict judge_function_call() const;
+  // Judges free text (an SSH command line or shell line) by the regex rules alone, deny rules
+  // before approve rules; rules by statement class or table do not apply to it.
+  SqlVerdict judge_text(std::string_view text, Scratch& scratch) const;
   // The Hyperscan database of the regex rules, if any (for growing a shard's scratch).
   const PatternSet* regexes() const { return regexes_ ? &*regexes_ : nullptr; }
 

@@ -43,12 +43,14 @@ Result<ssh_bind> make_bind(const config::ListenerConfig& listener) {
 Result<std::unique_ptr<Gateway>> Gateway::create(const config::Config& config,
                                                  const identity::Validator& validator,
                                                  std::vector<rec::Ring*> rings,
-                                                 const identity::RevocationRegistry* revocations) {
+                                                 const identity::RevocationRegistry* revocations,
+                                                 review::ReviewStore* reviews) {
   // Idempotent; before any shard thread uses libssh (it sets up its crypto).
   if (ssh_init() != SSH_OK) return fail("libssh initialisation failed");
   std::unique_ptr<Gateway> g(new Gateway());
   g->context_.config = &config;
   g->context_.rings = std::move(rings);
+  g->context_.reviews = reviews;
   auto policies = mask::compile_policies(config);
   if (!policies) return std::unexpected(policies.error());
   g->policies_ = std::move(*policies);

@@ -18,7 +18,8 @@ class Gateway {
   // with the listener or connection and the reason when a key cannot be loaded.
   static Result<std::unique_ptr<Gateway>> create(
       const config::Config& config, const identity::Validator& validator,
-      std::vector<rec::Ring*> rings, const identity::RevocationRegistry* revocations = nullptr);
+      std::vector<rec::Ring*> rings, const identity::RevocationRegistry* revocations = nullptr,
+      review::ReviewStore* reviews = nullptr);
   SessionFactory& factory() { return factory_; }
 
  private:

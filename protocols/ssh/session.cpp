@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <deque>
@@ -88,6 +89,16 @@ bool is_git_transfer(std::string_view command) {
   return false;
 }
 
+// An exec held by an approve rule until its review is decided (on the heap: rare). The caller's
+// request was answered at once; the command goes upstream only once approved.
+struct ExecHold {
+  review::Ticket ticket;
+  std::string rule;
+  uint32_t timeout_s = 0;
+  std::chrono::steady_clock::time_point expires;
+  bool approved = false;  // the exec request is on its way upstream
+};
+
 // One caller channel and its upstream twin.
 struct Channel {
   uint32_t number = 0;             // within the session, from 1, for the records
@@ -108,6 +119,7 @@ struct Channel {
   bool pty = false;
   bool shell = false;
   std::unique_ptr<LineGuard> guard;
+  std::unique_ptr<ExecHold> hold;
   std::deque<std::string> signals;  // the caller's signal requests, relayed in order
   uint64_t input_bytes = 0;
   uint64_t recorded_input = 0;
@@ -142,6 +154,10 @@ class Session final : public engine::ProtocolSession {
         recorder_(random_u64()) {}
 
   ~Session() override {
+    // A held command whose caller is gone never runs; its review says so.
+    for (auto& ch : channels_) {
+      if (ch->hold && !ch->hold->approved) ch->hold->ticket.settle(review::State::kCancelled);
+    }
     for (auto& ch : channels_) release_channel_handles(*ch);
     forwarding_.reset();  // its channels go before their sessions
     pending_auth_.reset();
@@ -233,7 +249,16 @@ class Session final : public engine::ProtocolSession {
   }
 
   void on_deadline(Connection& c) override {
-    if (phase_ == Phase::kReady || phase_ == Phase::kDone) return;
+    if (phase_ == Phase::kReady) {
+      // Held commands whose review timed out (unless decided a moment ago).
+      const auto now = std::chrono::steady_clock::now();
+      for (auto& ch : channels_) {
+        if (ch->hold && !ch->hold->approved && now >= ch->hold->expires)
+          ch->hold->ticket.settle(review::State::kExpired);
+      }
+      return pump(c);
+    }
+    if (phase_ == Phase::kDone) return;
     if (phase_ >= Phase::kUpstreamConnecting) {
       return refuse_login(c, "gatehouse could not reach the host",
                           fmt::format("upstream login not complete within {} ms (phase {})",
@@ -245,7 +270,10 @@ class Session final : public engine::ProtocolSession {
   void on_policy_changed(Connection& c) override {
     if (!started_ || phase_ == Phase::kDone || c.closing()) return;
     if (const identity::Revocation* revoked = state_.revocations.get().find(identity_)) {
-      end_session(c, "token revoked: " + identity::describe(*revoked));
+      return end_session(c, "token revoked: " + identity::describe(*revoked));
+    }
+    for (auto& ch : channels_) {
+      if (ch->hold) return pump(c);  // its review may have been decided
     }
   }
 
@@ -765,16 +793,10 @@ class Session final : public engine::ProtocolSession {
   }
 
   // The rule that denies `command`, if any: the connection's deny regexes over the whole line.
-  std::optional<std::string> denying_rule(std::string_view command) {
-    if (policy_ == nullptr) return std::nullopt;
-    const mask::PatternSet* set = policy_->sql.regexes();
-    if (set == nullptr) return std::nullopt;
-    state_.matches.clear();
-    if (auto r = set->scan(command, state_.scratch, state_.matches); !r) {
-      return std::string("scan failed: ") + r.error().message;  // fail closed
-    }
-    if (state_.matches.empty()) return std::nullopt;
-    return set->pattern(state_.matches.front().pattern).name;
+  // The connection's deny and approve regexes over a command line or a shell line.
+  mask::SqlVerdict judge_text(std::string_view text) {
+    if (policy_ == nullptr) return {};
+    return policy_->sql.judge_text(text, state_.scratch);
   }
 
   // Judges the head of the channel's requests (an exec) and forwards it; answers the caller as
@@ -796,8 +818,14 @@ class Session final : public engine::ProtocolSession {
       record(c, EventType::kStatement,
              {Field{FieldTag::kStatementKind, subsystem ? "subsystem" : "exec"},
               Field{FieldTag::kText, ch.command}, Field{FieldTag::kChannel, number}});
-      if (auto rule = denying_rule(ch.command); rule && !subsystem) {
-        deny_exec(c, ch, *rule);
+      const mask::SqlVerdict verdict = subsystem ? mask::SqlVerdict{} : judge_text(ch.command);
+      if (verdict.kind == mask::SqlVerdict::Kind::kApprove && ctx_.reviews != nullptr) {
+        start_hold(c, ch, verdict);
+        ch.requests.pop_front();
+        return true;
+      }
+      if (!verdict.allowed()) {
+        deny_exec(c, ch, verdict.rule);
         ch.requests.pop_front();
         return true;
       }
@@ -823,6 +851,140 @@ class Session final : public engine::ProtocolSession {
     }
     ch.requests.pop_front();
     return true;
+  }
+
+  // ---- channels: approval holds ----------------------------------------------------------------
+  //
+  // An exec under an approve rule: the caller's request is answered at once and told on stderr
+  // which review holds it; the command, stdin and EOF wait at the gateway. The decision arrives
+  // through the review's cell (the shard's tick sees the review epoch move: on_policy_changed),
+  // a time-out through the connection's deadline. Approved, the exec goes upstream and the
+  // channel relays as any other; denied, timed out or cancelled, the caller gets the reason on
+  // stderr and exit status 126.
+
+  void start_hold(Connection& c, Channel& ch, const mask::SqlVerdict& verdict) {
+    ssh_message_channel_request_reply_success(ch.requests.front().get());
+    const config::ApproveRule* rule = nullptr;
+    for (const config::ApproveRule& r : connection_->guardrails.approve) {
+      if (r.name == verdict.rule) rule = &r;
+    }
+    GH_ASSERT(rule != nullptr);  // an approve verdict names one of the connection's rules
+    auto ticket = ctx_.reviews->submit(review::Request{
+        .connection = connection_->name,
+        .rule = verdict.rule,
+        .reason = verdict.reason,
+        .statement = ch.command,
+        .kind = "exec",
+        .requester_chain = identity_.chain(),
+        .approver_groups = rule->approver_groups,
+        .approvals_min = rule->approvals_min,
+        .timeout_s = rule->timeout_s,
+        .session_id = fmt::format("{:016x}", recorder_.session_id()),
+        .client_address = c.client_address()});
+    if (!ticket) {
+      return refuse_exec(c, ch, verdict.rule,
+                         fmt::format("gatehouse: command refused: rule '{}' requires an approval, "
+                                     "and no review could be opened\n", verdict.rule),
+                         ticket.error().message);
+    }
+    ch.hold = std::make_unique<ExecHold>(ExecHold{
+        .ticket = std::move(*ticket),
+        .rule = verdict.rule,
+        .timeout_s = rule->timeout_s,
+        .expires = std::chrono::steady_clock::now() + std::chrono::seconds(rule->timeout_s),
+        .approved = false});
+    const std::string& id = ch.hold->ticket.id;
+    record(c, EventType::kReview,
+           {Field{FieldTag::kReviewId, id}, Field{FieldTag::kOutcome, "requested"},
+            Field{FieldTag::kRule, verdict.rule}, Field{FieldTag::kReason, verdict.reason},
+            Field{FieldTag::kStatementHash, ch.hold->ticket.sha256}, Field{FieldTag::kChannel, std::to_string(ch.number)}});
+    const std::string message = fmt::format(
+        "gatehouse: command held for approval: review {} (rule '{}'); it runs once approved, and is "
+        "refused if denied or not approved within {} s\n"
+        "gatehouse: an approver runs: gatehouse review approve {}\n",
+        id, verdict.rule, rule->timeout_s, id);
+    ssh_channel_write_stderr(ch.client, message.data(), uint32_t(message.size()));
+    arm_hold_deadline(c);
+  }
+
+  // The connection's deadline at the earliest time-out of its pending holds.
+  void arm_hold_deadline(Connection& c) {
+    std::optional<std::chrono::steady_clock::time_point> first;
+    for (const auto& ch : channels_) {
+      if (ch->hold && !ch->hold->approved && (!first || ch->hold->expires < *first)) first = ch->hold->expires;
+    }
+    if (!first) return c.set_deadline_ms(0);
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(*first - std::chrono::steady_clock::now());
+    c.set_deadline_ms(uint32_t(std::max<int64_t>(1, left.count())));
+  }
+
+  bool step_hold(Connection& c, Channel& ch) {
+    ExecHold& hold = *ch.hold;
+    const std::string number = std::to_string(ch.number);
+    if (!hold.approved) {
+      const review::State state = hold.ticket.state();
+      if (state == review::State::kPending) return false;
+      const std::string id = hold.ticket.id;
+      const review::Cell& cell = *hold.ticket.cell;
+      if (state == review::State::kApproved) {
+        std::vector<Field> fields{{FieldTag::kReviewId, id}, {FieldTag::kOutcome, "approved"},
+                                  {FieldTag::kRule, hold.rule}, {FieldTag::kStatementHash, hold.ticket.sha256},
+                                  {FieldTag::kChannel, number}};
+        for (const std::string& a : cell.approvers) fields.push_back({FieldTag::kApprover, a});
+        record(c, EventType::kReview, fields);
+        hold.approved = true;
+        arm_hold_deadline(c);
+      } else {
+        std::string message;
+        std::string reason;
+        const std::string_view outcome = review::state_name(state);
+        if (state == review::State::kDenied) {
+          message = fmt::format("gatehouse: command refused: review {} (rule '{}') was denied by {}: {}\n",
+                                id, hold.rule, cell.denied_by, cell.deny_reason);
+          reason = cell.deny_reason;
+          record(c, EventType::kReview,
+                 {Field{FieldTag::kReviewId, id}, Field{FieldTag::kOutcome, outcome},
+                  Field{FieldTag::kRule, hold.rule}, Field{FieldTag::kApprover, cell.denied_by},
+                  Field{FieldTag::kReason, reason}, Field{FieldTag::kChannel, number}});
+        } else {
+          message = state == review::State::kExpired
+                        ? fmt::format("gatehouse: command refused: review {} (rule '{}') was not approved "
+                                      "within {} s\n", id, hold.rule, hold.timeout_s)
+                        : fmt::format("gatehouse: command refused: review {} (rule '{}') was cancelled\n",
+                                      id, hold.rule);
+          reason = fmt::format("review {}", outcome);
+          record(c, EventType::kReview,
+                 {Field{FieldTag::kReviewId, id}, Field{FieldTag::kOutcome, outcome},
+                  Field{FieldTag::kRule, hold.rule}, Field{FieldTag::kChannel, number}});
+        }
+        const std::string rule = hold.rule;
+        ch.hold.reset();
+        arm_hold_deadline(c);
+        refuse_exec(c, ch, rule, message, reason);
+        return true;
+      }
+    }
+    // Approved: what goes upstream is the command held, which is what the review hashed.
+    GH_ASSERT(review::statement_sha256(ch.command) == hold.ticket.sha256);
+    const int rc = ssh_channel_request_exec(ch.upstream, ch.command.c_str());
+    if (rc == SSH_AGAIN) return false;
+    const std::string rule = hold.rule;
+    ch.hold.reset();
+    if (rc != SSH_OK) {
+      refuse_exec(c, ch, rule, "gatehouse: the host refused the exec request\n", "the host refused the exec request");
+    }
+    return true;
+  }
+
+  // A hold whose caller left: the review is cancelled (unless decided a moment ago).
+  void cancel_hold(Connection& c, Channel& ch) {
+    if (ch.hold && !ch.hold->approved && ch.hold->ticket.settle(review::State::kCancelled)) {
+      record(c, EventType::kReview,
+             {Field{FieldTag::kReviewId, ch.hold->ticket.id}, Field{FieldTag::kOutcome, "cancelled"},
+              Field{FieldTag::kRule, ch.hold->rule}, Field{FieldTag::kReason, "the caller left"},
+              Field{FieldTag::kChannel, std::to_string(ch.number)}});
+    }
+    ch.hold.reset();
   }
 
   static bool is_terminal_request(int type) {
@@ -911,7 +1073,12 @@ class Session final : public engine::ProtocolSession {
   // 126 (POSIX shells' "found but cannot execute"); the command never reaches the host.
   void deny_exec(Connection& c, Channel& ch, std::string_view rule) {
     ssh_message_channel_request_reply_success(ch.requests.front().get());
-    const std::string message = fmt::format("gatehouse: command refused by rule '{}'\n", rule);
+    refuse_exec(c, ch, rule, fmt::format("gatehouse: command refused by rule '{}'\n", rule));
+  }
+
+  // The caller's exec request was answered: the reason on stderr, exit status 126, the end.
+  void refuse_exec(Connection& c, Channel& ch, std::string_view rule, std::string_view message,
+                   std::string_view reason = {}) {
     ssh_channel_write_stderr(ch.client, message.data(), uint32_t(message.size()));
     ssh_channel_request_send_exit_status(ch.client, 126);
     ssh_channel_send_eof(ch.client);
@@ -919,9 +1086,10 @@ class Session final : public engine::ProtocolSession {
     ch.denied = true;
     ch.eof_to_client = ch.exit_relayed = true;
     const std::string number = std::to_string(ch.number);
-    record(c, EventType::kError,
-           {Field{FieldTag::kMessage, "command refused"}, Field{FieldTag::kRule, rule},
-            Field{FieldTag::kOrigin, "gateway"}, Field{FieldTag::kChannel, number}});
+    std::vector<Field> fields{{FieldTag::kMessage, "command refused"}, {FieldTag::kRule, rule},
+                              {FieldTag::kOrigin, "gateway"}, {FieldTag::kChannel, number}};
+    if (!reason.empty()) fields.push_back({FieldTag::kReason, reason});
+    record(c, EventType::kError, fields);
     record(c, EventType::kCompletion, {Field{FieldTag::kTag, "exit 126"}, Field{FieldTag::kChannel, number}});
   }
 
@@ -940,6 +1108,14 @@ class Session final : public engine::ProtocolSession {
               Field{FieldTag::kChannel, std::to_string(ch.number)}});
       finish_channel(c, ch);
       return true;
+    }
+    if (ch.hold) {
+      // Nothing moves while the command waits for its review but the caller leaving.
+      if (ch.client_closed) {
+        finish_channel(c, ch);
+        return true;
+      }
+      if (!step_hold(c, ch) && ch.hold) return false;
     }
     bool progress = false;
     if (ch.agent_requested && !ch.agent_recorded) {
@@ -1033,11 +1209,19 @@ class Session final : public engine::ProtocolSession {
   void guard_input(Connection& c, Channel& ch, std::string_view typed) {
     ch.carry_in.clear();
     refused_lines_.clear();
-    ch.guard->filter(typed, [this](std::string_view line) { return denying_rule(line); }, ch.carry_in,
-                     refused_lines_);
+    const LineGuard::Judge judge = [this](std::string_view line) -> std::optional<std::string> {
+      mask::SqlVerdict v = judge_text(line);
+      if (v.allowed()) return std::nullopt;
+      return std::move(v.rule);
+    };
+    ch.guard->filter(typed, judge, ch.carry_in, refused_lines_);
     const std::string number = std::to_string(ch.number);
     for (const LineGuard::Refusal& r : refused_lines_) {
-      const std::string message = fmt::format("gatehouse: line refused by rule '{}'", r.rule);
+      // A terminal cannot wait for a review: a line an approve rule names is refused too.
+      const bool approvable = judge_text(r.line).kind == mask::SqlVerdict::Kind::kApprove;
+      const std::string message =
+          fmt::format("gatehouse: line refused by rule '{}'{}", r.rule,
+                      approvable ? " (it needs an approval: run it as `ssh HOST 'command'`)" : "");
       record(c, EventType::kStatement,
              {Field{FieldTag::kStatementKind, "line"}, Field{FieldTag::kText, r.line},
               Field{FieldTag::kChannel, number}});
@@ -1171,6 +1355,7 @@ class Session final : public engine::ProtocolSession {
   void finish_channel(Connection& c, Channel& ch) {
     if (!ch.open) return;
     ch.open = false;
+    cancel_hold(c, ch);
     const std::string number = std::to_string(ch.number);
     std::string tag;
     if (!ch.exit_signal.empty()) {

@@ -15,6 +15,7 @@
 #include "core/config.hpp"
 #include "core/engine/connection.hpp"
 #include "core/engine/session.hpp"
+#include "core/review.hpp"
 #include "core/identity/jwt.hpp"
 #include "core/identity/revocation.hpp"
 #include "core/identity/validation_cache.hpp"
@@ -77,6 +78,8 @@ struct GatewayContext {
   // Compiled guardrails by connection name: deny regexes (judged on exec command lines) and
   // mask rules (applied to output).
   std::unordered_map<std::string, const mask::ConnectionPolicy*> policies;
+  // Approval holds: where held exec commands wait for their review (null: approve rules refuse).
+  review::ReviewStore* reviews = nullptr;
   Limits limits;
 };
 

@@ -75,6 +75,10 @@ SshGateway::SshGateway(const SshServer& server, SshGatewayOptions options)
           "\n      user: " + server.user() + "\n      private_key_file: " + server.client_key().string() +
           "\n      host_key_file: " + pinned.string() + "\n" + options.connection_extra;
   yaml += "recording:\n  dir: trail\n  flush_interval_ms: 20\n";
+  if (options.admin) {
+    admin_port_ = free_port();
+    yaml += "admin:\n  address: 127.0.0.1:" + std::to_string(admin_port_) + "\n" + *options.admin;
+  }
   write_file(config_file(), yaml);
   auto r = cli({"keygen", "-c", config_file().string()});
   if (r.exit_code != 0) throw std::runtime_error("keygen: " + r.err);
@@ -86,7 +90,8 @@ SshGateway::SshGateway(const SshServer& server, SshGatewayOptions options)
   process_ = std::make_unique<Process>(
       std::vector<std::string>{GH_GATEHOUSE_BIN, "serve", "-c", config_file().string()},
       std::map<std::string, std::string>{}, dir() / "gatehouse");
-  if (!wait_for_port(port_, std::chrono::seconds(20)))
+  if (!wait_for_port(port_, std::chrono::seconds(20)) ||
+      (admin_port_ != 0 && !wait_for_port(admin_port_, std::chrono::seconds(20))))
     throw std::runtime_error("gatehouse did not start: " + process_->err());
 }
 

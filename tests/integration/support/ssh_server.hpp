@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +41,7 @@ struct SshGatewayOptions {
   // The host key gatehouse pins for the upstream; default the server's own.
   std::filesystem::path pinned_host_key;
   std::string connection_extra;  // YAML lines under the connection (4-space indented)
+  std::optional<std::string> admin = std::nullopt;  // an admin API on a free port, these lines under `admin:`
 };
 
 class SshGateway {
@@ -50,6 +52,7 @@ class SshGateway {
   uint16_t port() const { return port_; }
   const std::filesystem::path& dir() const { return dir_->path(); }
   std::filesystem::path config_file() const { return dir() / "gatehouse.yaml"; }
+  std::string admin_url() const { return "http://127.0.0.1:" + std::to_string(admin_port_); }
   std::string token(const std::string& subject, const std::vector<std::string>& groups);
   // The real ssh client through the gateway: `connection@127.0.0.1 command`, the token given as
   // password through SSH_ASKPASS, the gateway's host key checked strictly.
@@ -66,6 +69,7 @@ class SshGateway {
  private:
   std::unique_ptr<TempDir> dir_;
   uint16_t port_ = 0;
+  uint16_t admin_port_ = 0;
   std::unique_ptr<Process> process_;
 };
 

@@ -350,6 +350,8 @@ TEST(ConfigSsh, ErrorsNameTheKeyAndReason) {
        "", "connections[0].upstream: give exactly one of host_key, host_key_file"},
       {"        regex: '\\brm\\b'", "        statements: [drop]",
        "connections[0].deny[0]: ssh connections deny by regex over the exec command line only"},
+      {"    mask:\n", "    approve:\n      - name: drops\n        statements: [drop]\n        approvers: [ops]\n    mask:\n",
+       "connections[0].approve[0]: ssh connections hold by regex over the exec command line only"},
   };
   for (const auto& t : cases) {
     const std::string text = replaced(kSsh, t.from, t.to);

@@ -79,6 +79,30 @@ TEST(SqlPolicy, RegexRulesApproveRulesAndBuiltInRefusals) {
   EXPECT_TRUE(Judge(config::Guardrails{})("SELEC 1").allowed());
 }
 
+// SSH command lines: regex rules only, deny before approve, no SQL parsing.
+TEST(SqlPolicy, JudgesTextByRegexRulesDenyFirst) {
+  config::Guardrails g;
+  config::SqlRule deny;
+  deny.name = "no-rm";
+  deny.regex = R"((^|[;&| ])rm( |$))";
+  g.deny.push_back(deny);
+  config::ApproveRule restarts;
+  restarts.name = "restarts";
+  restarts.regex = R"(systemctl\s+restart)";
+  restarts.approver_groups = {"ops"};
+  g.approve.push_back(restarts);
+  Judge judge(g);
+  const SqlVerdict held = judge.policy.judge_text("sudo systemctl restart app", judge.scratch);
+  EXPECT_EQ(held.kind, SqlVerdict::Kind::kApprove);
+  EXPECT_EQ(held.rule, "restarts");
+  // Both match: the deny rule wins.
+  const SqlVerdict both = judge.policy.judge_text("systemctl restart app; rm -f x", judge.scratch);
+  EXPECT_EQ(both.kind, SqlVerdict::Kind::kDeny);
+  EXPECT_EQ(both.rule, "no-rm");
+  EXPECT_TRUE(judge.policy.judge_text("SELEC ls -l", judge.scratch).allowed());  // never parsed as SQL
+  EXPECT_TRUE(Judge(config::Guardrails{}).policy.judge_text("rm -rf /", judge.scratch).allowed());
+}
+
 TEST(SqlPolicy, InvalidRegexNamesFileRuleAndReason) {
   config::Guardrails g;
   config::SqlRule bad;
