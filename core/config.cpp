@@ -506,9 +506,7 @@ Result<SshForwarding> parse_ssh_forwarding(const Reader& r, const YAML::Node& n,
   GH_TRY(remote, r.boolean(n, p, "remote", false));
   GH_TRY(targets, r.strings(n, p, "local_targets", false));
   GH_TRY(agent, r.boolean(n, p, "agent", false));
-  // Not relayed yet (README, SSH): a config that asks for it fails rather than silently refuse.
   GH_TRY(x11, r.boolean(n, p, "x11", false));
-  if (x11) return r.error(p + ".x11", "not supported yet: always refused and recorded");
   if (!targets.empty() && !local)
     return r.error(p + ".local_targets", "needs local: true (direct-tcpip is off)");
   for (size_t i = 0; i < targets.size(); ++i) {
@@ -527,6 +525,7 @@ Result<SshForwarding> parse_ssh_forwarding(const Reader& r, const YAML::Node& n,
   f.local = local;
   f.remote = remote;
   f.agent = agent;
+  f.x11 = x11;
   f.local_targets = std::move(targets);
   return f;
 }

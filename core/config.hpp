@@ -68,11 +68,12 @@ struct UpstreamConfig {
 };
 
 // SSH port forwarding a connection allows (`forwarding:`); all off by default, and what is off
-// is refused and recorded. X11 forwarding is always refused (README, SSH).
+// is refused and recorded.
 struct SshForwarding {
   bool local = false;   // direct-tcpip channels: `ssh -L`, `ssh -W`
   bool remote = false;  // tcpip-forward requests and the host's forwarded-tcpip channels: `ssh -R`
   bool agent = false;   // auth-agent-req and the host's auth-agent channels: `ssh -A`
+  bool x11 = false;     // x11-req and the host's x11 channels: `ssh -X`, `ssh -Y`
   // When not empty, the only direct-tcpip targets allowed: "host:port" as the caller names them
   // (host compared without case), "[::1]:22" for IPv6 literals.
   std::vector<std::string> local_targets;

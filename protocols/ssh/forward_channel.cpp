@@ -48,6 +48,7 @@ struct Tunnel {
   std::string channel;  // `number` as text, for the records
   bool direct = true;   // direct-tcpip (else forwarded-tcpip or auth-agent, opened by the host)
   bool agent = false;   // auth-agent@openssh.com: toward the caller's agent
+  bool x11 = false;     // x11: toward the caller's X display
   std::string target_host, origin_host;
   uint32_t target_port = 0, origin_port = 0;
   ssh_channel client = nullptr;    // toward the caller
@@ -199,9 +200,56 @@ bool Forwarding::request_agent(ssh_channel upstream, uint32_t channel, const For
   return true;
 }
 
+int Forwarding::request_x11(ssh_channel upstream, ssh_message request, uint32_t channel,
+                            const ForwardRecorder& record) {
+  // The caller's cookie goes on unchanged: the caller's ssh checks it on each X11 connection
+  // the host opens and puts the display's real one in its place.
+  const int rc = ssh_channel_request_x11(upstream, ssh_message_channel_request_x11_single_connection(request),
+                                         ssh_message_channel_request_x11_auth_protocol(request),
+                                         ssh_message_channel_request_x11_auth_cookie(request),
+                                         ssh_message_channel_request_x11_screen_number(request));
+  if (rc == SSH_AGAIN) return rc;
+  const std::string number = std::to_string(channel);
+  record(EventType::kStatement, std::initializer_list<Field>{{FieldTag::kStatementKind, "x11-req"},
+                                                             {FieldTag::kText, "X11 forwarding"},
+                                                             {FieldTag::kChannel, number}});
+  if (rc == SSH_OK) {
+    x11_forwarded_ = true;
+    ssh_message_channel_request_reply_success(request);
+  } else {
+    ssh_message_reply_default(request);
+    record_error(record, "the host refused the x11-req", "upstream", ssh_get_error(ssh_channel_get_session(upstream)),
+                 number);
+  }
+  return rc;
+}
+
 bool Forwarding::host_channel_open(ssh_session client, ForwardMessage& open, uint32_t number,
                                    const ForwardRecorder& record) {
   ssh_message m = open.get();
+  if (ssh_message_subtype(m) == SSH_CHANNEL_X11) {
+    if (!x11_forwarded_ || live() >= limits_.channels_max) {
+      ssh_message_reply_default(m);
+      record_error(record, "refused: x11 channel from the host (X11 forwarding not asked for)", "gateway");
+      return true;
+    }
+    auto t = std::make_unique<Tunnel>();
+    t->number = number;
+    t->channel = std::to_string(number);
+    t->direct = false;
+    t->x11 = true;
+    t->origin_host = text_of(ssh_message_channel_request_open_originator(m));
+    t->origin_port = uint32_t(ssh_message_channel_request_open_originator_port(m));
+    t->open_request = std::move(open);
+    t->client = ssh_channel_new(client);
+    const std::string origin = target_text(t->origin_host, t->origin_port);
+    record(EventType::kStatement, std::initializer_list<Field>{{FieldTag::kStatementKind, "x11"},
+                                                               {FieldTag::kText, "the caller's display"},
+                                                               {FieldTag::kOriginator, origin},
+                                                               {FieldTag::kChannel, t->channel}});
+    tunnels_.push_back(std::move(t));
+    return true;
+  }
   if (ssh_message_subtype(m) == SSH_CHANNEL_AUTH_AGENT) {
     if (!agent_forwarded_ || live() >= limits_.channels_max) {
       ssh_message_reply_default(m);
@@ -282,6 +330,7 @@ bool Forwarding::step_open(Tunnel& t, const ForwardRecorder& record) {
   int rc = SSH_ERROR;
   if (second != nullptr) {
     rc = t.agent    ? ssh_channel_open_auth_agent(second)
+         : t.x11    ? ssh_channel_open_x11(second, t.origin_host.c_str(), int(t.origin_port))
          : t.direct ? ssh_channel_open_forward(second, t.target_host.c_str(), int(t.target_port),
                                                t.origin_host.c_str(), int(t.origin_port))
                     : ssh_channel_open_reverse_forward(second, t.target_host.c_str(), int(t.target_port),
@@ -294,6 +343,7 @@ bool Forwarding::step_open(Tunnel& t, const ForwardRecorder& record) {
     const std::string target = target_text(t.target_host, t.target_port);
     record_error(record,
                  t.agent    ? std::string("the caller refused the auth-agent channel")
+                 : t.x11    ? std::string("the caller refused the x11 channel")
                  : t.direct ? fmt::format("the host refused direct-tcpip to {}", target)
                             : fmt::format("the caller refused forwarded-tcpip from the host's {}", target),
                  t.direct ? "upstream" : "client",

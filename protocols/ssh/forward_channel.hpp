@@ -2,7 +2,7 @@
 // direct-tcpip channels (`ssh -L`, `ssh -W`) are opened as the same direct-tcpip channel on the
 // host, whose sshd makes the TCP connection; tcpip-forward requests (`ssh -R`) go to the host's
 // sshd, and the forwarded-tcpip channels it opens are opened back to the caller; likewise an
-// auth-agent-req (`ssh -A`) and the host's auth-agent channels. Both channels of
+// auth-agent-req (`ssh -A`) or x11-req (`ssh -X`) and the host's auth-agent or x11 channels. Both channels of
 // a forward are relayed byte for byte and recorded: the open (statement), the bytes each way
 // (forward_data, up to Limits::recorded_stream_bytes_max per direction) and the close with byte
 // totals (completion). What a connection does not enable is refused and recorded.
@@ -62,6 +62,12 @@ class Forwarding {
   // The caller's auth-agent-req on a session channel (`upstream` its twin on the host): passed
   // on when the connection allows agent forwarding; false when not (the session refuses it).
   bool request_agent(ssh_channel_struct* upstream, uint32_t channel, const ForwardRecorder& record);
+  // The caller's x11-req on a session channel: whether the connection relays X11.
+  bool x11_enabled() const { return config_.x11; }
+  // Passes an x11-req (`request`, the caller's, answered here as the host answers) to the host;
+  // SSH_AGAIN while the host's answer is awaited (call again with the same request).
+  int request_x11(ssh_channel_struct* upstream, ssh_message_struct* request, uint32_t channel,
+                  const ForwardRecorder& record);
   // Opens, relays and ends forwards, and sends the queued global requests; true on progress.
   bool step(ssh_session_struct* upstream, const ForwardRecorder& record);
   // The session ends: every forward is recorded as closed and its channels freed (before the
@@ -91,6 +97,7 @@ class Forwarding {
   std::deque<GlobalRequest> globals_;  // one at a time on the host's session (libssh's rule)
   std::vector<uint32_t> remote_ports_;  // ports the host listens on for the caller
   bool agent_forwarded_ = false;        // an auth-agent-req went to the host
+  bool x11_forwarded_ = false;          // the host accepted an x11-req
 };
 
 }  // namespace gh::ssh

@@ -634,7 +634,7 @@ class Session final : public engine::ProtocolSession {
     }
     const int type = ssh_message_subtype(m.get());
     if (type != SSH_CHANNEL_SESSION && type != SSH_CHANNEL_DIRECT_TCPIP) {
-      // X11 and agent channels are not relayed (yet): refused and recorded.
+      // X11 and agent channels come from the host only (Forwarding), never from the caller.
       ssh_message_reply_default(m.get());
       return record_refusal(c, type == SSH_CHANNEL_X11 ? std::string("x11") : fmt::format("channel type {}", type));
     }
@@ -780,7 +780,8 @@ class Session final : public engine::ProtocolSession {
       return;
     }
     const int type = ssh_message_subtype(m.get());
-    if (type == SSH_CHANNEL_REQUEST_EXEC || is_sftp_request(m.get()) || is_terminal_request(type)) {
+    if (type == SSH_CHANNEL_REQUEST_EXEC || is_sftp_request(m.get()) || is_terminal_request(type) ||
+        (type == SSH_CHANNEL_REQUEST_X11 && forwarding_ && forwarding_->x11_enabled())) {
       ch->requests.push_back(std::move(m));
       return;
     }
@@ -805,6 +806,13 @@ class Session final : public engine::ProtocolSession {
     if (ch.requests.empty()) return false;
     ssh_message m = ch.requests.front().get();
     if (is_terminal_request(ssh_message_subtype(m))) return step_terminal_request(c, ch, m);
+    if (ssh_message_subtype(m) == SSH_CHANNEL_REQUEST_X11) {  // the connection relays X11
+      const int rc = forwarding_->request_x11(ch.upstream, m, ch.number, forward_recorder(c));
+      ch.request_sent = rc == SSH_AGAIN;
+      if (rc == SSH_AGAIN) return false;
+      ch.requests.pop_front();
+      return true;
+    }
     const std::string number = std::to_string(ch.number);
     const bool subsystem = is_sftp_request(m);
     if (!ch.request_sent) {

@@ -2,7 +2,7 @@
 // real ssh client and OpenSSH sshd: `ssh -W` and `ssh -L` reach a loopback echo server through
 // the host's sshd, `ssh -R` brings a connection made on the host back to the caller's side; the
 // bytes round-trip and the trail holds each forward's open, its bytes both ways and its close;
-// `ssh -A` lets the host use the caller's agent, recorded the same way.
+// `ssh -A` lets the host use the caller's agent and `ssh -Y` its X display, recorded the same way.
 // (Refusal on a connection without forwarding: exec_test.cpp, PortForwardingIsRefusedAndRecorded.)
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -26,13 +27,17 @@ namespace {
 // it half-closes. Bounded: polls of 100 ms until the destructor stops it.
 class EchoServer {
  public:
-  EchoServer() {
+  explicit EchoServer(uint16_t port = 0) {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
+    a.sin_port = htons(port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd_, 8) != 0)
+    {
+      if (fd_ >= 0) close(fd_);
       throw std::runtime_error("echo server: cannot listen");
+    }
     socklen_t len = sizeof a;
     getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
     port_ = ntohs(a.sin_port);
@@ -358,6 +363,52 @@ TEST_F(SshForward, AgentForwardingReachesTheCallersAgentAndIsRecorded) {
   const nlohmann::json closed = completion(events, open);
   ASSERT_FALSE(closed.is_null()) << nlohmann::json(events).dump();
   EXPECT_EQ(event_field(closed, "tag"), "closed");
+}
+
+TEST_F(SshForward, X11ForwardingReachesTheCallersDisplayAndIsRecorded) {
+  if (access("/usr/bin/xauth", X_OK) != 0) GTEST_SKIP() << "xauth not installed";
+  SshServer server;
+  // The caller's "X display": an echo server on the TCP port of display :N.
+  std::unique_ptr<EchoServer> display;
+  int number = 0;
+  for (int n = 20; n < 64 && !display; ++n) {
+    try {
+      display = std::make_unique<EchoServer>(uint16_t(6000 + n));
+      number = n;
+    } catch (const std::exception&) {
+    }
+  }
+  ASSERT_TRUE(display) << "no free X display port";
+  SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = "    forwarding:\n      x11: true\n"});
+  const std::string token = gw.token("alice", {"devs"});
+  // On the host: an X11 connection set-up (little-endian, protocol 11.0, MIT-MAGIC-COOKIE-1 with
+  // the cookie sshd stored: 48 bytes) to the display sshd offers; the caller's ssh swaps the
+  // cookie and connects it to the caller's display, which echoes it back.
+  const std::string script =
+      "c=$(XAUTHORITY=" + server.xauthority().string() + " xauth list | awk 'NR==1{print $3}'); "
+      "d=${DISPLAY#*:}; exec 3<>/dev/tcp/127.0.0.1/$((6000 + ${d%.*})) && "
+      "{ printf 'l\\000\\013\\000\\000\\000\\022\\000\\020\\000\\000\\000MIT-MAGIC-COOKIE-1\\000\\000'; "
+      "printf \"$(echo $c | sed 's/../\\\\x&/g')\"; } >&3 && head -c 48 <&3 | wc -c";
+  auto env = gw.ssh_env(token);
+  env["DISPLAY"] = "127.0.0.1:" + std::to_string(number);
+  env["XAUTHORITY"] = (gw.dir() / "caller.Xauthority").string();  // none: ssh makes up a cookie
+  env["HOST_SCRIPT"] = script;
+  auto r = run({"sh", "-c", gw.ssh_line("web", "-Y") + " \"$HOST_SCRIPT\""}, env, std::chrono::seconds(30));
+  EXPECT_EQ(r.exit_code, 0) << r.err << gw.log() << server.log();
+  EXPECT_EQ(r.out, "48\n") << r.err;
+
+  const auto events = all_events(gw, 1);
+  ASSERT_FALSE(statement(events, "x11-req").is_null()) << nlohmann::json(events).dump();
+  const nlohmann::json open = statement(events, "x11");
+  ASSERT_FALSE(open.is_null()) << nlohmann::json(events).dump();
+  EXPECT_FALSE(event_field(open, "originator").empty());
+  // (Binary bytes are escaped in replay's JSON: the sizes come from the close.)
+  EXPECT_NE(data_of(events, open, "to_target").find("MIT-MAGIC-COOKIE-1"), std::string::npos);
+  EXPECT_NE(data_of(events, open, "from_target").find("MIT-MAGIC-COOKIE-1"), std::string::npos);
+  const nlohmann::json closed = completion(events, open);
+  ASSERT_FALSE(closed.is_null()) << nlohmann::json(events).dump();
+  EXPECT_EQ(event_field(closed, "bytes_to_target"), "48");
+  EXPECT_EQ(event_field(closed, "bytes_from_target"), "48");
 }
 
 }  // namespace

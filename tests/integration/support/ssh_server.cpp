@@ -41,13 +41,17 @@ SshServer::SshServer() : dir_(std::make_unique<TempDir>()) {
   // at boot; containers may lack it).
   if (getuid() == 0) mkdir("/run/sshd", 0755);
   port_ = free_port();
+  // X11 sessions (sshd runs xauth to store the caller's cookie): the cookie goes to a file of the
+  // fixture's, never to the test user's ~/.Xauthority.
+  write_file(dir() / "xauth", "#!/bin/sh\nXAUTHORITY=" + xauthority().string() + " exec /usr/bin/xauth \"$@\"\n");
+  chmod((dir() / "xauth").c_str(), 0755);
   write_file(dir() / "sshd_config",
              "ListenAddress 127.0.0.1:" + std::to_string(port_) + "\nHostKey " +
                  (dir() / "host_key").string() + "\nAuthorizedKeysFile " +
                  (dir() / "authorized_keys").string() +
                  "\nPidFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n"
                  "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n"
-                 "LogLevel VERBOSE\n");
+                 "LogLevel VERBOSE\nX11Forwarding yes\nXAuthLocation " + (dir() / "xauth").string() + "\n");
   process_ = std::make_unique<Process>(
       std::vector<std::string>{kSshd, "-D", "-e", "-f", (dir() / "sshd_config").string()},
       std::map<std::string, std::string>{}, dir() / "sshd");

@@ -28,6 +28,8 @@ class SshServer {
   std::filesystem::path client_key() const { return dir() / "client_key"; }
   std::filesystem::path host_key_pub() const { return dir() / "host_key.pub"; }
   std::string user() const { return user_; }
+  // Where sshd's xauth keeps the cookies of X11 sessions.
+  std::filesystem::path xauthority() const { return dir() / "Xauthority"; }
   std::string log() const { return process_ ? process_->err() : std::string(); }
 
  private:

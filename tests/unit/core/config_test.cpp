@@ -388,6 +388,7 @@ TEST(ConfigSsh, ForwardingIsOffUnlessEnabledAndItsTargetsAreChecked) {
   EXPECT_TRUE(f.local);
   EXPECT_TRUE(f.remote);
   EXPECT_TRUE(f.agent);
+  EXPECT_FALSE(f.x11);
   EXPECT_EQ(f.local_targets, (std::vector<std::string>{"db.internal:5432", "[::1]:8080"}));
 
   const struct {
@@ -401,7 +402,7 @@ TEST(ConfigSsh, ForwardingIsOffUnlessEnabledAndItsTargetsAreChecked) {
       {"      local: true\n      local_targets: ['::1:22']\n", "local_targets[0]: expected host:port"},
       {"      local: true\n      local_targets: [':22']\n", "local_targets[0]: expected host:port"},
       {"      local_targets: [db.internal:5432]\n", "forwarding.local_targets: needs local: true"},
-      {"      x11: true\n", "connections[0].forwarding.x11: not supported yet"},
+      {"      x11: maybe\n", "connections[0].forwarding.x11: expected true or false"},
   };
   for (const auto& t : cases) {
     const std::string text = replaced(kSsh, kAfter, "    forwarding:\n" + t.forwarding + kAfter);
