@@ -8,6 +8,7 @@ packages=(
   nlohmann-json3-dev libsqlite3-dev libfmt-dev libpq-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libre2-dev libssh-dev
   postgresql postgresql-client openssh-server openssh-client openssl procps util-linux
+  git xauth
 )
 packages+=("$@")
 
