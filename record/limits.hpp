@@ -28,6 +28,11 @@ inline constexpr size_t record_field_count_max = 1024;
 // Statement text beyond this is cut by the caller, the full size kept in kTextBytes (RecordText).
 inline constexpr size_t record_text_bytes_max = 64 * 1024;
 
+// Strict durability while the trail cannot be written: a session whose records wait for room in
+// the full ring goes on refusing its statements (each adds its records to the wait) up to this
+// many bytes of waiting field values, then waits for the ring like any session.
+inline constexpr size_t session_pending_bytes_max = 1024 * 1024;
+
 // Per-shard ring: a power of two, allocated once.
 inline constexpr size_t ring_bytes_min = 256 * 1024;
 inline constexpr size_t ring_bytes_default = 4 * 1024 * 1024;
@@ -75,6 +80,8 @@ static_assert(ring_bytes_min <= ring_bytes_default && ring_bytes_default <= ring
 static_assert(ring_bytes_min / 2 >= record_text_bytes_max + 4096,
               "the smallest ring still takes a maximal statement record");
 static_assert(write_batch_bytes_max >= record_bytes_max, "a batch always holds one record");
+static_assert(session_pending_bytes_max >= 4 * record_text_bytes_max,
+              "a session refuses a few maximal statements before it waits");
 static_assert(segment_bytes_min > segment_header_bytes);
 static_assert(segment_bytes_min <= segment_bytes_default &&
               segment_bytes_default <= segment_bytes_max);

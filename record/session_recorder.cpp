@@ -24,7 +24,10 @@ bool SessionRecorder::record(Ring& ring, EventType type, std::span<const Field> 
     if (ring.try_push(event) == PushStatus::kPushed) return true;
   }
   PendingRecord p{type, sequence, now, {}};
-  for (const Field& f : fields) p.fields.emplace_back(f.tag, std::string(f.value));
+  for (const Field& f : fields) {
+    p.fields.emplace_back(f.tag, std::string(f.value));
+    pending_bytes_ += f.value.size();
+  }
   pending_.push_back(std::move(p));
   return false;
 }
@@ -36,6 +39,7 @@ bool SessionRecorder::flush(Ring& ring) {
     for (const auto& [tag, value] : p.fields) fields.push_back(Field{tag, value});
     const Event event{p.type, session_id_, p.sequence, p.time_ns, fields};
     if (ring.try_push(event) != PushStatus::kPushed) return false;
+    for (const auto& field : p.fields) pending_bytes_ -= field.second.size();
     pending_.erase(pending_.begin());
   }
   return true;

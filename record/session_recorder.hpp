@@ -24,6 +24,8 @@ class SessionRecorder {
   // Pushes what is queued, oldest first. True when nothing is queued any more.
   [[nodiscard]] bool flush(Ring& ring);
   bool pending() const { return !pending_.empty(); }
+  // Field bytes of the queued events (a bound on the session's memory while the ring is full).
+  size_t pending_bytes() const { return pending_bytes_; }
   uint64_t session_id() const { return session_id_; }
 
  private:
@@ -37,6 +39,7 @@ class SessionRecorder {
   uint64_t session_id_;
   uint32_t sequence_ = 0;
   std::vector<PendingRecord> pending_;
+  size_t pending_bytes_ = 0;
 };
 
 }  // namespace gh::rec

@@ -19,6 +19,7 @@
 #include "protocols/postgres/auth/sasl_mechanisms.hpp"
 #include "protocols/postgres/codec/encoder.hpp"
 #include "protocols/postgres/guard.hpp"
+#include "record/limits.hpp"
 #include "record/event.hpp"
 #include "record/session_recorder.hpp"
 #include "record/result_budget.hpp"
@@ -1166,18 +1167,21 @@ class Session final : public engine::ProtocolSession {
   // `parse_name`: the statement name when the held message is a Parse.
   bool hold_until_durable(Connection& c, std::optional<std::string> parse_name) {
     durable_hold_ = std::make_unique<DurableHold>(DurableHold{.parse = std::move(parse_name)});
-    if (!!recorder_.pending()) {
-      // The record waits for room in the ring; its number is known once pump() pushed it.
-      c.pause();
-      return false;
-    }
     return release_held(c);
   }
 
   bool release_held(Connection& c) {
     rec::Ring& ring = *ctx_.rings[shard_];
     if (durable_hold_->ticket == 0) {
-      // pump() pushed every pending record before calling in: the statement's is the last pushed.
+      if (recorder_.pending()) {
+        // The record waits for room in the ring; its number is known once pump() pushed it.
+        // While the trail cannot be written that wait lasts as long as the failure: refused now,
+        // as it would be once pushed (its record stays queued, followed by the error's).
+        if (ring.write_error() != 0) return refuse_unrecorded(c, ring.write_error(), false);
+        c.pause();
+        return false;
+      }
+      // Nothing is queued: the statement's record is the last one pushed.
       durable_hold_->ticket = ring.pushed();
       ring.request_durable();
     }
@@ -1306,11 +1310,17 @@ class Session final : public engine::ProtocolSession {
     if (!recorder_.record(*ctx_.rings[shard_], type, fields)) c.pause();
   }
 
-  // True when nothing is pending any more.
+  // True when the session may go on: nothing is pending any more, or (strict, trail failing) it
+  // may run ahead of its queued records.
   bool flush_pending_records(Connection& c) {
-    if (!recorder_.flush(*ctx_.rings[shard_])) {
-      c.pause();
-      return false;
+    rec::Ring& ring = *ctx_.rings[shard_];
+    if (!recorder_.flush(ring)) {
+      c.pause();  // the next tick tries again
+      // Strict durability with the trail failing: no statement can run, so the session goes on
+      // and refuses them (release_held) instead of waiting for the disk; their records wait here
+      // in order, up to a bound, beyond which it waits like any session with a full ring.
+      return strict_durability() && ring.write_error() != 0 && !close_when_recorded_ &&
+             recorder_.pending_bytes() <= rec::limits::session_pending_bytes_max;
     }
     if (close_when_recorded_) {
       close_when_recorded_ = false;

@@ -1,7 +1,8 @@
 // recording.durability: strict against a real PostgreSQL, through libpq and psql: statements run
 // and are in the trail when their results arrive, the trail verifies; on a full recording disk
 // (a small tmpfs) a statement gets 53100 and does not reach the server, and once space is back
-// the next statement runs and is recorded.
+// the next statement runs and is recorded; with the ring full as well, statements are still
+// refused at once rather than waiting for the disk.
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 
@@ -173,6 +174,88 @@ TEST(StrictDurability, FullDiskRefusesStatementsUnrunAndRecordsAgainOnceSpaceIsB
   }
   EXPECT_TRUE(refused_recorded);
   EXPECT_TRUE(contains(recorded_statements(gw), "INSERT INTO disk_t VALUES (3)"));
+}
+
+// The disk fails long enough for the ring to fill (256 KiB, statements of 60 000 bytes): every
+// statement still gets 53100 at once, in the session that filled the ring and in a new one,
+// instead of waiting for the disk; none reaches the server. Once space is back the waiting
+// records are written in order, each refused statement followed by its error, and statements
+// run again.
+TEST(StrictDurability, FullRingOnAFailingDiskRefusesStatementsAtOnceAndServiceResumes) {
+  PostgresServer pg;
+  ASSERT_EQ(pg.psql("CREATE TABLE ring_t (i int); GRANT ALL ON ring_t TO PUBLIC").exit_code, 0);
+  TempDir mount_root;
+  SmallDisk disk(mount_root.path() / "trail", "4m");
+  if (!disk.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here (" << disk.error() << ")";
+  GatewayOptions options;
+  options.shards = 1;
+  options.recording_dir = (mount_root.path() / "trail").string();
+  options.recording_extra = "  durability: strict\n  ring_bytes: 262144\n";
+  Gateway gw(pg, options);
+  const std::string token = gw.token("alice", {"devs"});
+  auto r = gw.psql(token, {"-c", "INSERT INTO ring_t VALUES (1)"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << gw.log();
+
+  disk.fill(mount_root.path() / "trail" / "filler");
+  constexpr int kStatements = 10;  // 600 000 bytes of records for a 262 144-byte ring
+  std::vector<std::string> refused;
+  std::string script;
+  for (int i = 0; i < kStatements; ++i) {
+    refused.push_back("INSERT INTO ring_t SELECT " + std::to_string(100 + i));
+    script += refused.back() + " WHERE length('" + std::string(60000, 'p') + "') > 0;\n";
+  }
+  write_file(gw.dir() / "fill.sql", script);
+  r = gw.psql(token, {"-v", "ON_ERROR_STOP=0", "-v", "VERBOSITY=verbose", "-f",
+                      (gw.dir() / "fill.sql").string()});
+  ASSERT_FALSE(r.timed_out) << "statements waited for the disk instead of being refused";
+  size_t errors = 0;
+  for (size_t at = r.err.find("ERROR:  53100"); at != std::string::npos;
+       at = r.err.find("ERROR:  53100", at + 1)) {
+    ++errors;
+  }
+  EXPECT_EQ(errors, size_t(kStatements)) << r.err.substr(0, 2000);
+
+  // A new session while the ring is still full: it logs in and its statement is refused too.
+  r = gw.psql(token, {"-v", "VERBOSITY=verbose", "-c", "INSERT INTO ring_t VALUES (2)"});
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("53100"), std::string::npos) << r.err;
+  auto rows = pg.psql("SELECT string_agg(i::text, ',' ORDER BY i) FROM ring_t");
+  EXPECT_EQ(rows.out, "1\n") << "no refused statement may reach the server";
+
+  fs::remove(mount_root.path() / "trail" / "filler");
+  bool ran = false;
+  for (int attempt = 0; attempt < 50 && !ran; ++attempt) {
+    r = gw.psql(token, {"-c", "INSERT INTO ring_t VALUES (3)"});
+    ran = r.exit_code == 0;
+    if (!ran) std::this_thread::sleep_for(200ms);
+  }
+  ASSERT_TRUE(ran) << r.err << gw.log();
+  rows = pg.psql("SELECT string_agg(i::text, ',' ORDER BY i) FROM ring_t");
+  EXPECT_EQ(rows.out, "1,3\n");
+
+  ASSERT_EQ(gw.stop(), 0) << gw.log();
+  auto verify = gw.cli({"verify", gw.trail_dir().string()});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  // Every refused statement is in the trail, each followed by its 53100.
+  std::vector<std::string> recorded_refusals;
+  for (const auto& s : trail_sessions(gw)) {
+    auto replay = trail_replay(gw, s["session_id"].get<std::string>());
+    const auto& events = replay["events"];
+    for (size_t i = 0; i + 1 < events.size(); ++i) {
+      if (events[i]["type"] == "statement" && events[i + 1]["type"] == "error" &&
+          event_field(events[i + 1], "sqlstate") == "53100") {
+        const std::string text = event_field(events[i], "text");
+        if (text == "INSERT INTO ring_t VALUES (3)") continue;  // tried while the disk came back
+        recorded_refusals.push_back(text.substr(0, text.find(" WHERE")));  // the statement's key
+      }
+    }
+  }
+  std::vector<std::string> expected = refused;
+  expected.push_back("INSERT INTO ring_t VALUES (2)");
+  std::sort(expected.begin(), expected.end());
+  std::sort(recorded_refusals.begin(), recorded_refusals.end());
+  EXPECT_EQ(recorded_refusals, expected);
 }
 
 }  // namespace
