@@ -31,6 +31,10 @@ std::string_view event_type_name(EventType type) {
       return "notice";
     case EventType::kMaskedRow:
       return "masked_row";
+    case EventType::kResultRow:
+      return "result_row";
+    case EventType::kExecute:
+      return "execute";
     case EventType::kOutput:
       return "output";
     case EventType::kFileOperation:
@@ -91,6 +95,16 @@ std::string_view field_tag_name(FieldTag tag) {
       return "database";
     case FieldTag::kTextBytes:
       return "text_bytes";
+    case FieldTag::kPortal:
+      return "portal";
+    case FieldTag::kStatementName:
+      return "statement_name";
+    case FieldTag::kParameter:
+      return "parameter";
+    case FieldTag::kParameterSizes:
+      return "parameter_sizes";
+    case FieldTag::kParameterFormats:
+      return "parameter_formats";
     case FieldTag::kRule:
       return "rule";
     case FieldTag::kStream:
@@ -143,6 +157,8 @@ std::string_view field_tag_name(FieldTag tag) {
       return "bytes_to_target";
     case FieldTag::kBytesFromTarget:
       return "bytes_from_target";
+    case FieldTag::kResultColumns:
+      return "result_columns";
     case FieldTag::kCtlShard:
       return "shard";
     case FieldTag::kCtlSegment:

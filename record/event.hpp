@@ -25,6 +25,12 @@ enum class EventType : uint8_t {
   kSessionEnd,
   kAuthFailure,
   kNotice,
+  // A result row's values as the client got them, none of them masked (a masked row is a
+  // kMaskedRow), while they fit the statement's result budget.
+  kResultRow = 8,
+  // One Execute of an extended-protocol portal: the prepared statement's text and the
+  // parameter values bound to it (cut, masked), recorded as the client sends it.
+  kExecute = 9,
   // SSH (numbered apart): bytes a channel's program wrote (exec output), as the client got them.
   kOutput = 16,
   // SSH: bytes the caller typed into a terminal or shell channel, as the host got them.
@@ -75,6 +81,11 @@ enum class FieldTag : uint16_t {
   kUser,
   kDatabase,
   kTextBytes,  // decimal size of kText before truncation (only when truncated)
+  kPortal,         // kExecute: the portal's name (absent for the unnamed portal)
+  kStatementName,  // kExecute: the prepared statement's name (absent for the unnamed one)
+  kParameter,      // kExecute, repeated in order: a bound value as text, binary as \x hex, cut
+  kParameterSizes,    // kExecute: comma-separated decimal full sizes of the values (-1: NULL)
+  kParameterFormats,  // kExecute, when a value is binary: comma-separated format codes (0, 1)
   // Guardrails (numbered apart so that other modules can add tags before them).
   kRule = 48,  // the deny / approve / mask rule behind a refusal or a masking (repeated)
   kReviewId,       // kReview: the review's id ("r-" and 16 hex digits)
@@ -99,8 +110,9 @@ enum class FieldTag : uint16_t {
   // Result sizes on kCompletion (numbered apart), decimal; only when the statement returned rows.
   kResultRows = 80,     // result rows sent to the client
   kResultBytes,         // their DataRow bytes on the wire
-  kResultRowsRecorded,  // rows whose values are in the trail (kMaskedRow records)
+  kResultRowsRecorded,  // rows whose values are in the trail (kResultRow, kMaskedRow)
   kResultRowsCut,       // rows not recorded: past recording.statement_result_bytes_max
+  kResultColumns,       // first recorded row of a result: the column names, joined by tabs
   // Identity and the control plane (numbered apart so that other modules can add tags before).
   kClaim = 96,    // repeated: "name=value", a CI provenance claim of the session's token
   kTokenLineage,  // repeated, earliest first: jtis of the tokens the session's was exchanged from

@@ -105,6 +105,86 @@ std::string pad(std::string_view text, size_t width) {
   return out;
 }
 
+std::vector<std::string> split(std::string_view text, char separator) {
+  std::vector<std::string> out;
+  if (text.empty()) return out;
+  size_t at = 0;
+  while (true) {
+    const size_t end = text.find(separator, at);
+    out.emplace_back(text.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at));
+    if (end == std::string_view::npos) return out;
+    at = end + 1;
+  }
+}
+
+// A value cut to `width` terminal cells (the last one an ellipsis), at a UTF-8 boundary.
+std::string cut_cell(std::string text, size_t width) {
+  if (display_width(text) <= width) return text;
+  size_t cells = 0;
+  size_t at = 0;
+  for (; at < text.size(); ++at) {
+    if ((static_cast<unsigned char>(text[at]) & 0xC0) != 0x80 && ++cells == width) break;
+  }
+  text.resize(at);
+  return text + "…";
+}
+
+bool is_row(const StoredEvent& e) {
+  return e.type == EventType::kResultRow || e.type == EventType::kMaskedRow;
+}
+
+// Consecutive recorded rows of one result as a table under their column names (when the trail
+// has them), each value cut at kCellWidthMax cells; masked rows name the rules that fired.
+constexpr size_t kCellWidthMax = 40;
+std::string format_rows(std::span<const StoredEvent> rows, std::string_view indent) {
+  std::vector<std::vector<std::string>> table;
+  const std::string_view columns = rows.front().first(FieldTag::kResultColumns);
+  const bool header = !columns.empty();
+  if (header) table.push_back(split(columns, '\t'));
+  for (const StoredEvent& row : rows) {
+    std::vector<std::string> cells = split(row.first(FieldTag::kText), '\t');
+    if (cells.empty()) cells.emplace_back();
+    for (std::string& cell : cells) cell = cut_cell(escape_for_terminal(cell), kCellWidthMax);
+    table.push_back(std::move(cells));
+  }
+  std::vector<size_t> widths;
+  for (const auto& line : table) {
+    if (widths.size() < line.size()) widths.resize(line.size(), 0);
+    for (size_t i = 0; i < line.size(); ++i) widths[i] = std::max(widths[i], display_width(line[i]));
+  }
+  std::string out;
+  const auto emit = [&](const std::vector<std::string>& line, std::string_view suffix) {
+    std::string text(indent);
+    for (size_t i = 0; i < line.size(); ++i) {
+      text += i > 0 ? " | " : "";
+      text += i + 1 == line.size() ? line[i] : pad(line[i], widths[i]);
+    }
+    while (!text.empty() && text.back() == ' ') text.pop_back();
+    out += text + std::string(suffix) + "\n";
+  };
+  size_t at = 0;
+  if (header) {
+    for (auto& name : table[0]) name = escape_for_terminal(name);
+    emit(table[0], "");
+    std::string rule(indent);
+    for (size_t i = 0; i < widths.size(); ++i) {
+      rule += (i > 0 ? "-+-" : "") + std::string(std::max<size_t>(widths[i], 1), '-');
+    }
+    out += rule + "\n";
+    at = 1;
+  }
+  for (size_t r = 0; r < rows.size(); ++r) {
+    std::string suffix;
+    if (rows[r].type == EventType::kMaskedRow) {
+      std::vector<std::string> rules;
+      for (auto v : rows[r].all(FieldTag::kRule)) rules.emplace_back(v);
+      suffix = "   (masked: " + join(rules, ",") + ")";
+    }
+    emit(table[at + r], suffix);
+  }
+  return out;
+}
+
 std::string describe_event(const StoredEvent& e) {
   const auto f = [&](FieldTag tag) { return escape_for_terminal(e.first(tag)); };
   switch (e.type) {
@@ -150,7 +230,7 @@ std::string describe_event(const StoredEvent& e) {
         text += fmt::format(" ({} rows, {} bytes", f(FieldTag::kResultRows),
                             f(FieldTag::kResultBytes));
         if (!e.first(FieldTag::kResultRowsCut).empty()) {
-          text += fmt::format("; {} masked rows recorded, {} more cut at the statement's result "
+          text += fmt::format("; {} rows recorded, {} more cut at the statement's result "
                               "budget",
                               f(FieldTag::kResultRowsRecorded), f(FieldTag::kResultRowsCut));
         }
@@ -170,6 +250,47 @@ std::string describe_event(const StoredEvent& e) {
       std::vector<std::string> rules;
       for (auto v : e.all(FieldTag::kRule)) rules.push_back(escape_for_terminal(v));
       return fmt::format("masked row [{}] {}", join(rules, ","), f(FieldTag::kText));
+    }
+    case EventType::kResultRow:
+      return fmt::format("row {}", f(FieldTag::kText));
+    case EventType::kExecute: {
+      // "execute SELECT $1 (statement s1, portal p) [$1='42', $2=NULL]".
+      std::string text = fmt::format("execute {}", f(FieldTag::kText));
+      if (!e.first(FieldTag::kTextBytes).empty()) {
+        text += fmt::format(" … [truncated, {} bytes in full]", f(FieldTag::kTextBytes));
+      }
+      std::vector<std::string> names;
+      if (!e.first(FieldTag::kStatementName).empty()) {
+        names.push_back("statement " + f(FieldTag::kStatementName));
+      }
+      if (!e.first(FieldTag::kPortal).empty()) names.push_back("portal " + f(FieldTag::kPortal));
+      if (!names.empty()) text += " (" + join(names, ", ") + ")";
+      const auto values = e.all(FieldTag::kParameter);
+      const std::vector<std::string> sizes = split(e.first(FieldTag::kParameterSizes), ',');
+      const std::vector<std::string> formats = split(e.first(FieldTag::kParameterFormats), ',');
+      std::vector<std::string> shown;
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        std::string one = fmt::format("${}=", i + 1);
+        const std::string_view value = i < values.size() ? values[i] : std::string_view();
+        if (sizes[i] == "-1") {
+          one += "NULL";
+        } else if (i >= values.size()) {
+          one += fmt::format("[{} bytes, not recorded]", sizes[i]);
+        } else {
+          one += "'" + escape_for_terminal(value) + "'";
+          // Binary values are shown as \x and two hex digits a byte.
+          const bool hex = i < formats.size() && formats[i] == "1";
+          const size_t shown_bytes = hex ? (value.size() - 2) / 2 : value.size();
+          if (sizes[i] != std::to_string(shown_bytes)) one += fmt::format("… [{} bytes]", sizes[i]);
+        }
+        shown.push_back(std::move(one));
+      }
+      if (!shown.empty()) {
+        text += " [";
+        for (size_t i = 0; i < shown.size(); ++i) text += (i > 0 ? ", " : "") + shown[i];
+        text += "]";
+      }
+      return text;
     }
     case EventType::kNotice:
       return fmt::format("notice {}", f(FieldTag::kMessage));
@@ -306,7 +427,20 @@ std::string format_replay(std::span<const StoredEvent> events) {
   }
   if (!s.lineage.empty()) out += "exchanged from tokens " + escape_for_terminal(join(s.lineage, " → ")) + "\n";
   const uint64_t first = events.front().time_ns;
-  for (const StoredEvent& event : events) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    const StoredEvent& event = events[i];
+    if (is_row(event)) {
+      // Rows of one result: a table, until the next event that is not a row or names columns.
+      size_t end = i + 1;
+      while (end < events.size() && is_row(events[end]) &&
+             events[end].first(FieldTag::kResultColumns).empty())
+        ++end;
+      out += fmt::format("{:>9}  {} recorded {}\n", relative_seconds(event.time_ns, first),
+                         end - i, end - i == 1 ? "row" : "rows");
+      out += format_rows(events.subspan(i, end - i), std::string(11, ' '));
+      i = end - 1;
+      continue;
+    }
     out +=
         fmt::format("{:>9}  {}\n", relative_seconds(event.time_ns, first), describe_event(event));
   }

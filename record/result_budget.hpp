@@ -3,6 +3,7 @@
 // Pure bookkeeping, no I/O and no protocol knowledge; one per session, on its shard thread.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 namespace gh::rec {
@@ -29,6 +30,12 @@ class ResultBudget {
     ++rows_cut_;
     return false;
   }
+
+  // Bytes recorded already (rows, and an Execute's parameters) count against the statement's
+  // budget too: `bytes` of it are spent before the first row.
+  void charge(uint64_t bytes) { recorded_bytes_ = std::min(bytes_max_, recorded_bytes_ + bytes); }
+  // What a row may still take; 0 once a row was cut.
+  uint64_t bytes_left() const { return exhausted_ ? 0 : bytes_max_ - recorded_bytes_; }
 
   struct Summary {
     uint64_t rows = 0;           // result rows sent to the client

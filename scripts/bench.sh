@@ -12,7 +12,8 @@
 # Environment: GATEHOUSE_BUILD_DIR (build tree, default "build"); BENCH_GH_SHARDS (gatehouse
 # shards, default one per CPU); BENCH_GH_PIN (engine.pin, default false: pgbench and PostgreSQL share the cores); BENCH_GH_WRAPPER (a command gatehouse runs under, for profiling:
 # "valgrind --tool=callgrind --callgrind-out-file=/tmp/gh.callgrind"; it must exec gatehouse in
-# the same process, so that its pid is gatehouse's).
+# the same process, so that its pid is gatehouse's); BENCH_GH_RECORDING_EXTRA (YAML lines added
+# under recording: of the recording instances, e.g. "  statement_result_bytes_max: 0").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -294,6 +295,7 @@ $rules
 recording:
   enabled: $recording
   dir: trail
+${BENCH_GH_RECORDING_EXTRA:-}
 YAML
   [ -f "$work/gw/keys/issuer.key" ] || (cd "$dir" && "$gatehouse" keygen -c gatehouse.yaml >/dev/null)
   # shellcheck disable=SC2086  # the wrapper is a command line

@@ -18,6 +18,7 @@
 #include "protocols/postgres/auth/md5_password.hpp"
 #include "protocols/postgres/auth/sasl_mechanisms.hpp"
 #include "protocols/postgres/codec/encoder.hpp"
+#include "protocols/postgres/extended.hpp"
 #include "protocols/postgres/guard.hpp"
 #include "record/limits.hpp"
 #include "record/event.hpp"
@@ -788,13 +789,24 @@ class Session final : public engine::ProtocolSession {
           break;
         case Terminate::kType:
           break;
+        case Bind::kType:
+          if (ctx_.config->recording.enabled && !note_bind(c, *frame_bytes)) return false;
+          stream_left_[0] = *frame_bytes;
+          return stream(c, Side::kClient);
+        case Execute::kType:
+        case Close::kType:
+          if (extended_) break;  // small: gathered, recorded and followed below
+          stream_left_[0] = *frame_bytes;
+          return stream(c, Side::kClient);
         case FunctionCall::kType:
+          end_cycle();  // a ReadyForQuery answers it
           // Judged whole below; strict durability holds it like any statement.
           if (guard_.sql_active() || strict_durability()) break;
           stream_left_[0] = *frame_bytes;
           return stream(c, Side::kClient);
         case Sync::kType:
           ++awaiting_ready_;
+          end_cycle();
           stream_left_[0] = *frame_bytes;
           return stream(c, Side::kClient);
         default:
@@ -812,6 +824,7 @@ class Session final : public engine::ProtocolSession {
     }
     if (const auto* query = std::get_if<Query>(&d.message)) {
       ++awaiting_ready_;
+      end_cycle();
       record_statement(c, "query", query->sql);
       if (guard_.sql_active()) {
         if (auto v = guard_.judge(query->sql); !v.allowed()) {
@@ -822,6 +835,7 @@ class Session final : public engine::ProtocolSession {
       }
     } else if (const auto* parse = std::get_if<Parse>(&d.message)) {
       record_statement(c, "parse", parse->query);
+      note_parse(*parse);
       if (guard_.sql_active()) {
         if (auto v = guard_.judge(parse->query); !v.allowed()) {
           if (v.kind == mask::SqlVerdict::Kind::kApprove && ctx_.reviews != nullptr)
@@ -839,6 +853,15 @@ class Session final : public engine::ProtocolSession {
     } else if (std::holds_alternative<Terminate>(d.message)) {
       gather_[0].forward(c, Side::kClient);
       end_session(c, "client terminated");
+      return true;
+    } else if (const auto* execute = std::get_if<Execute>(&d.message)) {
+      // Recorded, not held under strict durability: the Parse it runs was (record/FORMAT.md).
+      record_execute(c, *execute);
+      gather_[0].forward(c, Side::kClient);
+      return true;
+    } else if (const auto* close = std::get_if<Close>(&d.message)) {
+      extended_->on_close(close->kind, close->name);
+      gather_[0].forward(c, Side::kClient);
       return true;
     }
     if (strict_durability()) {
@@ -1048,6 +1071,19 @@ class Session final : public engine::ProtocolSession {
         case BackendKeyData::kType:
         case Authentication::kType:
           break;
+        case ParseComplete::kType:
+          if (extended_) extended_->on_parse_complete();
+          stream_left_[1] = *frame_bytes;
+          return stream(c, Side::kUpstream);
+        case EmptyQueryResponse::kType:
+        case PortalSuspended::kType:
+          // The end of an Execute's result, as CommandComplete is.
+          if (extended_) {
+            (void)extended_->begin_result();
+            extended_->end_result();
+          }
+          stream_left_[1] = *frame_bytes;
+          return stream(c, Side::kUpstream);
         case ParameterStatus::kType:
           if (guard_.sql_active()) break;
           stream_left_[1] = *frame_bytes;
@@ -1057,7 +1093,24 @@ class Session final : public engine::ProtocolSession {
         case CopyData::kType:
         case NoticeResponse::kType:
           if (guard_.mask_active()) break;
-          if (type == DataRow::kType) results_.count_row(*frame_bytes);
+          if (type == RowDescription::kType && record_rows_) break;  // column names for the trail
+          if (type == DataRow::kType) {
+            begin_result();
+            if (record_rows_) {
+              // A row that cannot fit what is left of the budget is counted without being
+              // copied, so a bulk result costs no more than its budget.
+              std::array<std::byte, kTypedHeaderBytes + 2> head;
+              if (in.readable() < head.size()) return false;
+              in.peek(0, head);
+              const uint64_t columns = (uint64_t(head[5]) << 8) | uint64_t(head[6]);
+              const uint64_t text_min = row_text_bytes_min(*frame_bytes, columns);
+              if (text_min <= results_.bytes_left()) break;  // gathered and recorded below
+              results_.count_row(*frame_bytes);
+              (void)results_.admit(text_min);  // does not fit: the row is cut
+            } else {
+              results_.count_row(*frame_bytes);
+            }
+          }
           stream_left_[1] = *frame_bytes;
           return stream(c, Side::kUpstream);
         default:
@@ -1074,8 +1127,12 @@ class Session final : public engine::ProtocolSession {
                           fmt::format("upstream message: {}", describe(d.error)));
     }
     if (const auto* done = std::get_if<CommandComplete>(&d.message)) {
+      begin_result();
       record_completion(c, done->tag);
+      if (extended_) extended_->end_result();
     } else if (const auto* error = std::get_if<ErrorResponse>(&d.message)) {
+      // The server skips the rest of the cycle: its Parses and Executes never take effect.
+      if (extended_) extended_->on_error();
       if (std::string refusal = guard_.take_refusal(*error); !refusal.empty()) {
         gather_[1].drop(in);  // the stand-in's syntax error: the refusal goes out instead
         c.client().write(refusal);
@@ -1109,7 +1166,9 @@ class Session final : public engine::ProtocolSession {
       guard_.on_parameter_status(status->name, status->value);
     } else if (const auto* rows = std::get_if<RowDescription>(&d.message)) {
       guard_.on_row_description(*rows);
+      if (record_rows_) note_columns(*rows);
     } else if (const auto* row = std::get_if<DataRow>(&d.message)) {
+      begin_result();
       results_.count_row(*frame_bytes);
       if (guard_.mask_row(*frame, *row, rewrite_)) {
         gather_[1].drop(in);
@@ -1118,10 +1177,13 @@ class Session final : public engine::ProtocolSession {
         release_if_large(rewrite_);
         return true;
       }
+      if (record_rows_) record_result_row(c, *row);
     } else if (const auto* ready = std::get_if<ReadyForQuery>(&d.message)) {
       transaction_status_ = ready->status;
       guard_.on_ready();
       (void)results_.take();  // a statement that failed: its sizes end with it
+      if (extended_) extended_->on_ready(ready->status == ReadyForQuery::kIdle);
+      ++cycles_done_;
       if (awaiting_ready_ > 0) --awaiting_ready_;
       gather_[1].forward(c, Side::kUpstream);
       if (drain_requested_ && awaiting_ready_ == 0) finish_drain(c);
@@ -1236,26 +1298,78 @@ class Session final : public engine::ProtocolSession {
 
   // ---- recording ------------------------------------------------------------------------------
 
-  // The masked row as the client got it: its values (rewritten in rewrite_) joined by tabs.
+  // A row's values joined by tabs, SQL NULL as NULL (record/FORMAT.md, "Result rows").
+  static void row_text(const DataRow& row, std::string& text) {
+    text.clear();
+    bool first = true;
+    for (const ColumnValue& v : row.value_range()) {
+      if (!first) text += '\t';
+      first = false;
+      text += v ? *v : std::string_view("NULL");
+    }
+  }
+
+  // The fewest bytes row_text can make of a DataRow frame of `frame_bytes` with `columns`
+  // values: each 4-byte length word becomes at least a tab (NULL: the 4 bytes "NULL").
+  static uint64_t row_text_bytes_min(uint64_t frame_bytes, uint64_t columns) {
+    const uint64_t framing = kTypedHeaderBytes + 2 + 3 * columns + (columns > 0 ? 1 : 0);
+    return frame_bytes > framing ? frame_bytes - framing : 0;
+  }
+
+  // A result's column names, for the first row of it that the trail keeps.
+  void note_columns(const RowDescription& rows) {
+    columns_.clear();
+    bool first = true;
+    for (const FieldDescription& f : rows.field_range()) {
+      if (!first) columns_ += '\t';
+      first = false;
+      columns_ += f.name;
+    }
+    columns_pending_ = true;
+  }
+
+  // Records a row while it fits the statement's budget: kind kMaskedRow with the rules that
+  // fired, or kResultRow; the first one of a result names its columns.
+  void record_row(Connection& c, EventType type, std::string_view text,
+                  std::span<const std::string> rules) {
+    if (!results_.admit(text.size())) return;  // past the statement's budget: sizes only
+    std::array<Field, 2> head{Field{FieldTag::kText, text}, Field{FieldTag::kResultColumns, columns_}};
+    const size_t head_count = columns_pending_ ? 2 : 1;
+    columns_pending_ = false;
+    if (rules.empty()) {
+      record(c, type, std::span<const Field>(head.data(), head_count));
+      return;
+    }
+    std::vector<Field> fields(head.begin(), head.begin() + head_count);
+    for (const std::string& rule : rules) fields.push_back({FieldTag::kRule, rule});
+    record(c, type, fields);
+  }
+
+  // The masked row as the client got it: its values (rewritten in rewrite_).
   void record_masked_row(Connection& c) {
     const auto rewritten = decode_backend_frame(as_bytes(rewrite_), ctx_.limits);
     const auto* row = std::get_if<DataRow>(&rewritten.message);
     if (row == nullptr) return;
-    std::string text;
-    for (const ColumnValue& v : row->value_range()) {
-      if (!text.empty()) text += '\t';
-      text += v ? *v : std::string_view("NULL");
-    }
-    if (!results_.admit(text.size())) return;  // past the statement's budget: sizes only
-    std::vector<Field> fields{{FieldTag::kText, text}};
-    for (const std::string& rule : guard_.fired_rules()) fields.push_back({FieldTag::kRule, rule});
-    record(c, EventType::kMaskedRow, fields);
+    std::string& text = scratch();
+    row_text(*row, text);
+    record_row(c, EventType::kMaskedRow, text, guard_.fired_rules());
+    release_scratch();
+  }
+
+  // A row that no mask rule changed, as sent.
+  void record_result_row(Connection& c, const DataRow& row) {
+    std::string& text = scratch();
+    row_text(row, text);
+    record_row(c, EventType::kResultRow, text, {});
+    release_scratch();
   }
 
   // CommandComplete: the tag, and when the statement returned rows their full sizes, with how
   // many were recorded when the budget cut the rest (record/FORMAT.md, "Result rows").
   void record_completion(Connection& c, std::string_view tag) {
     const rec::ResultBudget::Summary rows = results_.take();
+    columns_pending_ = false;  // the next result names its own columns
+    if (columns_.capacity() > (4u << 10)) std::string().swap(columns_);  // idle sessions stay small
     if (rows.rows == 0) {
       record(c, EventType::kCompletion, {Field{FieldTag::kTag, tag}});
       return;
@@ -1274,6 +1388,164 @@ class Session final : public engine::ProtocolSession {
            {Field{FieldTag::kTag, tag}, Field{FieldTag::kResultRows, count},
             Field{FieldTag::kResultBytes, bytes}, Field{FieldTag::kResultRowsRecorded, recorded},
             Field{FieldTag::kResultRowsCut, cut}});
+  }
+
+  // ---- extended protocol: what each Execute runs -------------------------------------------
+  // A Parse's text is kept (masked, cut) from its ParseComplete on; a Bind's parameters are
+  // read from at most the frame's first kBindPrefixBytesMax bytes, each value cut; an Execute
+  // records both (record/FORMAT.md, "Execute"). Sessions that never Parse carry none of it.
+
+  static constexpr uint64_t kBindPrefixBytesMax = 16u << 10;
+  static constexpr size_t kParameterTextBytesMax = 64;    // a text value's recorded bytes
+  static constexpr size_t kParameterBinaryBytesMax = 32;  // a binary value's, shown as hex
+  static constexpr size_t kParameterWindowBytes = 256;    // masked before the cut
+  static constexpr size_t kParametersRecordedMax = 128;   // values an Execute record holds
+  static constexpr size_t kParametersListedMax = 1024;    // sizes and formats it lists
+  static constexpr size_t kExecuteTextBytesMax = 4096;    // statement text on each Execute
+  static_assert(kParameterWindowBytes >= 2 * kParameterTextBytesMax,
+                "a secret that straddles the cut is still seen whole by the masking");
+
+  void end_cycle() {
+    ++cycles_sent_;
+    if (extended_) extended_->on_cycle_end();
+  }
+
+  void note_parse(const Parse& parse) {
+    if (!ctx_.config->recording.enabled) return;
+    start_extended();
+    std::string masked;
+    std::string_view text = guard_.mask_text(parse.query, masked);
+    const uint64_t full = text.size();
+    extended_->on_parse(parse.statement, std::string(cut_utf8(text, kExecuteTextBytesMax)), full);
+  }
+
+  // The longest prefix of `text` of at most `bytes_max` bytes that ends on a UTF-8 boundary.
+  static std::string_view cut_utf8(std::string_view text, size_t bytes_max) {
+    if (text.size() <= bytes_max) return text;
+    size_t end = bytes_max;
+    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+    return text.substr(0, end);
+  }
+
+  // Reads the Bind at the front of the client's input (not consumed); false while the bytes
+  // it needs have not all arrived.
+  bool note_bind(Connection& c, uint64_t frame_bytes) {
+    start_extended();  // a statement PREPAREd by SQL is bound without a Parse
+    Link& in = c.client();
+    const uint64_t want = std::min(frame_bytes, kBindPrefixBytesMax);
+    if (in.readable() < want) return false;
+    Bytes prefix = in.front();
+    if (prefix.size() >= want) {
+      prefix = prefix.first(want);
+    } else {
+      std::string& copy = scratch();
+      copy.resize(want);
+      in.peek(0, std::span(reinterpret_cast<std::byte*>(copy.data()), want));
+      prefix = as_bytes(copy);
+    }
+    const auto summary = summarize_bind(prefix, kParameterWindowBytes);
+    if (!summary) {
+      // Malformed: the server refuses it; the Execute after it shows no binding.
+      extended_->start_bind("", "");
+      extended_->commit_bind();
+      release_scratch();
+      return true;
+    }
+    Binding& b = extended_->start_bind(summary->portal, summary->statement);
+    const uint64_t budget = results_.bytes_max();
+    bool recording = true;
+    bool binary = false;
+    std::string masked;
+    const uint16_t listed = uint16_t(std::min<size_t>(summary->parameter_count, kParametersListedMax));
+    for (uint16_t i = 0; i < listed; ++i) {
+      const BindParameter* p = i < summary->parameters.size() ? &summary->parameters[i] : nullptr;
+      if (i > 0) b.sizes += ',';
+      if (p == nullptr || p->size == kUnknownSize) {
+        b.sizes += '?';
+        recording = false;
+        continue;
+      }
+      b.sizes += std::to_string(p->size);
+      binary |= p->format != 0;
+      if (!recording || b.value_ends.size() >= kParametersRecordedMax) {
+        recording = false;
+        continue;
+      }
+      // Masked over a window larger than the cut, so a secret across the cut is masked whole.
+      const std::string_view shown = guard_.mask_text(p->head, masked);
+      std::string value;
+      if (p->size < 0) {
+        // NULL: an empty value, its size -1.
+      } else if (p->format == 0) {
+        value = cut_utf8(shown, kParameterTextBytesMax);
+      } else {
+        value = "\\x";
+        for (size_t k = 0; k < std::min(shown.size(), kParameterBinaryBytesMax); ++k)
+          value += fmt::format("{:02x}", static_cast<unsigned char>(shown[k]));
+      }
+      if (b.values.size() + value.size() > budget) {
+        recording = false;  // parameters count against the statement's budget
+        continue;
+      }
+      b.values += value;
+      b.value_ends.push_back(uint32_t(b.values.size()));
+    }
+    if (binary) {
+      for (uint16_t i = 0; i < listed; ++i) {
+        if (i > 0) b.formats += ',';
+        b.formats += i < summary->parameters.size() && summary->parameters[i].format != 0 ? '1' : '0';
+      }
+    }
+    extended_->commit_bind();
+    release_scratch();
+    return true;
+  }
+
+  void record_execute(Connection& c, const Execute& execute) {
+    const Binding* b = extended_->portal(execute.portal);
+    std::vector<Field> fields;
+    std::string full;
+    if (b != nullptr && b->text) {
+      fields.push_back({FieldTag::kText, b->text->text});
+      if (b->text->full_bytes > b->text->text.size()) {
+        full = std::to_string(b->text->full_bytes);
+        fields.push_back({FieldTag::kTextBytes, full});
+      }
+    }
+    if (b != nullptr && !b->statement_name.empty())
+      fields.push_back({FieldTag::kStatementName, b->statement_name});
+    if (!execute.portal.empty()) fields.push_back({FieldTag::kPortal, execute.portal});
+    uint64_t charged = 0;
+    if (b != nullptr) {
+      const std::string_view values = b->values;
+      uint32_t at = 0;
+      for (const uint32_t end : b->value_ends) {
+        fields.push_back({FieldTag::kParameter, values.substr(at, end - at)});
+        at = end;
+      }
+      charged = values.size();
+      if (!b->sizes.empty()) fields.push_back({FieldTag::kParameterSizes, b->sizes});
+      if (!b->formats.empty()) fields.push_back({FieldTag::kParameterFormats, b->formats});
+    }
+    record(c, EventType::kExecute, fields);
+    extended_->on_execute(charged);
+  }
+
+  // A message of a result: an Execute's recorded parameters count against its budget.
+  void begin_result() {
+    if (extended_) results_.charge(extended_->begin_result());
+  }
+
+  void start_extended() {
+    if (!extended_) extended_ = std::make_unique<ExtendedTracker>(cycles_sent_, cycles_done_);
+  }
+
+  // The shard's scratch text for a record being built (one at a time on the shard's thread),
+  // so that sessions carry no buffer between messages.
+  std::string& scratch() { return ctx_.shards[shard_]->record_scratch; }
+  void release_scratch() {
+    std::string& s = scratch();
+    if (s.capacity() > (64u << 10)) std::string().swap(s);
   }
 
   void record_statement(Connection& c, std::string_view kind, std::string_view text) {
@@ -1464,6 +1736,16 @@ class Session final : public engine::ProtocolSession {
   std::unique_ptr<DurableHold> durable_hold_;
   // The current statement's result rows against recording.statement_result_bytes_max.
   rec::ResultBudget results_{ctx_.config->recording.statement_result_bytes_max};
+  // Result rows are recorded (rows of every connection, masked or not, up to the budget).
+  const bool record_rows_ = ctx_.config->recording.enabled &&
+                            ctx_.config->recording.statement_result_bytes_max > 0;
+  // Extended protocol (from the first Parse or Bind): statements, portals and each Execute's
+  // parameters, charged to the budget of the result they belong to.
+  std::unique_ptr<ExtendedTracker> extended_;
+  uint64_t cycles_sent_ = 0;  // Syncs and Queries the client sent
+  uint64_t cycles_done_ = 0;  // ReadyForQuery after login
+  std::string columns_;   // names of the current result's columns, joined by tabs
+  bool columns_pending_ = false;  // columns_ not yet recorded with a row
 };
 
 }  // namespace

@@ -39,6 +39,9 @@ struct ShardState {
   mask::Scratch scratch;
   // Statement classifications by shape, for every connection policy of the shard.
   mask::ClassificationCache classifications;
+  // Text of the record a session is building (a result row, a Bind's first bytes): one buffer
+  // for the shard rather than one per session.
+  std::string record_scratch;
 };
 
 // What every session shares, built once at start-up and read-only afterwards.

@@ -1,5 +1,6 @@
 // libFuzzer target for the PostgreSQL codec: every input goes through both decoders and the frame
-// functions, with invariants asserted. Must not depend on anything but gh_pg_codec and gh_base.
+// functions, with invariants asserted, and Bind frames through the trail's summary (extended.cpp,
+// compiled in). Must not depend on anything but gh_pg_codec, that file and gh_base.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -9,6 +10,7 @@
 #include "core/assert.hpp"
 #include "protocols/postgres/codec/decoder.hpp"
 #include "protocols/postgres/codec/encoder.hpp"
+#include "protocols/postgres/extended.hpp"
 
 namespace {
 
@@ -25,6 +27,36 @@ bool inside(Bytes in, std::string_view s) { return inside(in, s.data(), s.size()
 bool inside(Bytes in, Bytes s) { return inside(in, s.data(), s.size()); }
 
 std::string_view frame_of(Bytes in, size_t n) { return wire::as_chars(in.first(n)); }
+
+// The trail's Bind summary (protocols/postgres/extended.cpp) agrees with the decoder on a whole
+// frame, and on any prefix gives the first parameters' sizes and heads inside the prefix only.
+void check_bind_summary(Bytes frame, const Bind& b, const std::vector<ColumnValue>& values) {
+  constexpr size_t kHead = 16;
+  const auto whole = summarize_bind(frame, kHead);
+  GH_ASSERT(whole.has_value());
+  GH_ASSERT(whole->portal == b.portal && whole->statement == b.statement);
+  GH_ASSERT(whole->parameter_count == b.parameter_count);
+  GH_ASSERT(whole->parameters.size() == values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    const BindParameter& p = whole->parameters[i];
+    GH_ASSERT(p.size == (values[i] ? int64_t(values[i]->size()) : -1));
+    GH_ASSERT(p.format == b.parameter_format(uint16_t(i)));
+    GH_ASSERT(!values[i] || values[i]->starts_with(p.head));
+    GH_ASSERT(p.head.size() <= kHead);
+  }
+  for (size_t n = 0; n < frame.size(); n += n < 256 ? 1 : 61) {
+    std::vector<std::byte> prefix(frame.begin(), frame.begin() + n);  // exactly n bytes
+    const auto part = summarize_bind(prefix, kHead);
+    if (!part) continue;
+    GH_ASSERT(part->parameters.size() <= whole->parameters.size());
+    for (size_t i = 0; i < part->parameters.size(); ++i) {
+      const BindParameter& p = part->parameters[i];
+      GH_ASSERT(inside(prefix, p.head));
+      GH_ASSERT(p.size == whole->parameters[i].size);
+      GH_ASSERT(whole->parameters[i].head.starts_with(p.head));
+    }
+  }
+}
 
 // Re-encodes what can be re-encoded exactly and compares with the frame, checks views and walks
 // every list so that the readers are exercised too.
@@ -62,6 +94,7 @@ void check_frontend(Bytes in, size_t consumed, const FrontendMessage& m) {
       encode_bind(again, b->portal, b->statement, values);
       GH_ASSERT(again == frame);
     }
+    check_bind_summary(in.first(consumed), *b, values);
   } else if (const auto* d = std::get_if<Describe>(&m)) {
     encode_describe(again, d->kind, d->name);
     GH_ASSERT(again == frame);
