@@ -99,7 +99,9 @@ class Ring {
     kLost,     // written, but the fdatasync that should have covered it failed: never durable
   };
   // Any thread: the state of entry `number` (1..pushed()). Durable is read before the lost
-  // ranges: a durable mark published after a loss is seen together with that loss.
+  // ranges: a durable mark published after a loss is seen together with that loss. An entry at
+  // or below a loss no longer kept in detail counts as lost: it may have been in that range, and
+  // a statement refused although recorded is better than one forwarded unrecorded.
   Durability durability(uint64_t number) const {
     const uint64_t durable = durable_.load(std::memory_order_acquire);
     const uint64_t losses = losses_.load(std::memory_order_acquire);
@@ -110,6 +112,7 @@ class Ring {
         return Durability::kLost;
       }
     }
+    if (number <= forgotten_lost_through_.load(std::memory_order_acquire)) return Durability::kLost;
     if (durable >= number) return Durability::kDurable;
     if (write_error_.load(std::memory_order_acquire) != 0) return Durability::kFailing;
     return Durability::kWaiting;
@@ -125,6 +128,10 @@ class Ring {
   void publish_lost(uint64_t after, uint64_t through) {
     const uint64_t losses = losses_.load(std::memory_order_relaxed);
     LostRange& r = lost_[losses % kLostRangesMax];
+    if (losses >= kLostRangesMax) {  // the oldest range is overwritten: remember where it ended
+      forgotten_lost_through_.store(r.through.load(std::memory_order_relaxed),
+                                    std::memory_order_release);
+    }
     r.after.store(after, std::memory_order_release);
     r.through.store(through, std::memory_order_release);
     losses_.store(losses + 1, std::memory_order_release);
@@ -150,8 +157,9 @@ class Ring {
   Doorbell* doorbell_ = nullptr;
   alignas(64) std::atomic<uint64_t> head_{0};  // written by the consumer only
   // Published by the consumer (the flusher) for the producer's held statements.
-  // The newest losses (a failed fdatasync each; at least retry_interval_ms apart): a waiter that
-  // did not look for kLostRangesMax of them could take a lost entry for a durable one.
+  // The newest losses in detail (a failed fdatasync each; at least retry_interval_ms apart), and
+  // where the newest one no longer kept ended: losses come in entry order, so an entry at or below
+  // it is reported lost (conservatively: it may have been durable; nobody waits that long).
   static constexpr size_t kLostRangesMax = 16;
   struct LostRange {
     std::atomic<uint64_t> after{0};
@@ -159,6 +167,7 @@ class Ring {
   };
   alignas(64) std::atomic<uint64_t> durable_{0};
   std::atomic<uint64_t> losses_{0};
+  std::atomic<uint64_t> forgotten_lost_through_{0};
   std::atomic<int> write_error_{0};
   std::array<LostRange, kLostRangesMax> lost_{};
   Doorbell durable_wake_;  // rung by the consumer's publish_*, polled by the producer's shard

@@ -220,6 +220,27 @@ TEST(Ring, DurableWakeIsRungByTheFlushersReportsOnlyWhenArmed) {
   EXPECT_TRUE(readable()) << "writing works again";
 }
 
+// More failed fdatasyncs than the ring keeps in detail: an entry of a loss no longer kept must
+// never read as durable (its statement would be forwarded unrecorded); later entries still can.
+TEST(Ring, EntriesOfLossesBeyondTheKeptOnesNeverReadAsDurable) {
+  Ring ring(limits::ring_bytes_min);
+  using Durability = Ring::Durability;
+  constexpr uint64_t kLosses = 40;  // entries 10k+1..10k+5 lost, 10k+6..10k+10 durable
+  for (uint64_t k = 0; k < kLosses; ++k) {
+    ring.publish_lost(10 * k, 10 * k + 5);
+    ring.publish_durable(10 * k + 10);
+  }
+  for (uint64_t k = 0; k < kLosses; ++k) {
+    for (uint64_t n = 10 * k + 1; n <= 10 * k + 5; ++n) {
+      EXPECT_EQ(ring.durability(n), Durability::kLost) << n;
+    }
+  }
+  // The newest losses are kept exactly: the entries between them are durable.
+  EXPECT_EQ(ring.durability(10 * (kLosses - 1) + 6), Durability::kDurable);
+  EXPECT_EQ(ring.durability(10 * (kLosses - 2) + 6), Durability::kDurable);
+  EXPECT_EQ(ring.durability(10 * kLosses + 1), Durability::kWaiting);
+}
+
 TEST(SessionRecorder, QueuesInOrderWhileTheRingIsFullAndCutsOversizedValues) {
   Ring ring(limits::ring_bytes_min);
   SessionRecorder recorder(0x42);
