@@ -110,20 +110,11 @@ TEST_F(SshApproval, HeldExecRunsOnceApprovedAndNeverWhenDeniedOrTimedOut) {
 
   // The trail: each session's review events and exit status.
   std::vector<std::string> outcomes, tags;
-  for (int i = 0; i < 100 && tags.size() < 3; ++i) {
-    outcomes.clear();
-    tags.clear();
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    const RunResult list = gw_->cli({"sessions", "-c", gw_->config_file().string(), "--json"});
-    if (list.exit_code != 0) continue;
-    for (const json& s : json::parse(list.out)) {
-      if (s.value("user", "").empty() || !s.value("ended", false)) continue;
-      const RunResult r = gw_->cli({"replay", "-c", gw_->config_file().string(), "--json", s["session_id"]});
-      const json session = json::parse(r.out);
-      for (const json& e : session["events"]) {
-        if (e["type"] == "review") outcomes.push_back(e["fields"]["outcome"]);
-        if (e["type"] == "completion") tags.push_back(e["fields"]["tag"]);
-      }
+  for (const json& s : gw_->ended_sessions(3)) {
+    const json session = gw_->replay_json(s["session_id"]);
+    for (const json& e : session["events"]) {
+      if (e["type"] == "review") outcomes.push_back(e["fields"]["outcome"]);
+      if (e["type"] == "completion") tags.push_back(e["fields"]["tag"]);
     }
   }
   EXPECT_EQ(outcomes, (std::vector<std::string>{"requested", "approved", "requested", "denied",

@@ -26,38 +26,6 @@ class SshExec : public ::testing::Test {
     if (!SshServer::available()) GTEST_SKIP() << "OpenSSH (sshd, ssh, ssh-keygen) not installed";
   }
 
-  // Sessions that named a user, read back with `gatehouse sessions --json`, waiting (bounded)
-  // for `count` ended ones: the trail is flushed every 20 ms. (The fixture's readiness probe,
-  // a TCP connect without SSH, is recorded too, as a failed handshake without a user.)
-  static nlohmann::json sessions(SshGateway& gw, size_t count) {
-    nlohmann::json all;
-    for (int i = 0; i < 100; ++i) {
-      auto r = gw.cli({"sessions", "-c", gw.config_file().string(), "--json"});
-      if (r.exit_code == 0) {
-        all = nlohmann::json::array();
-        for (const auto& s : nlohmann::json::parse(r.out)) {
-          if (!s.value("user", "").empty()) all.push_back(s);
-        }
-        size_t ended = 0;
-        for (const auto& s : all) ended += s.value("ended", false) ? 1 : 0;
-        if (ended >= count) return all;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return all;
-  }
-  static nlohmann::json replay(SshGateway& gw, const std::string& id) {
-    auto r = gw.cli({"replay", "-c", gw.config_file().string(), "--json", id});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return nlohmann::json::parse(r.out);
-  }
-  static std::vector<nlohmann::json> events(const nlohmann::json& session, const std::string& type) {
-    std::vector<nlohmann::json> out;
-    for (const auto& e : session["events"]) {
-      if (e["type"] == type) out.push_back(e);
-    }
-    return out;
-  }
 };
 
 TEST_F(SshExec, RelaysOutputAndExitStatusAndRecordsTheSession) {
@@ -77,26 +45,26 @@ TEST_F(SshExec, RelaysOutputAndExitStatusAndRecordsTheSession) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "api key: ******************** end\n");
 
-  auto all = sessions(gw, 2);
+  auto all = gw.ended_sessions(2);
   ASSERT_EQ(all.size(), 2u) << all.dump();
-  auto first = replay(gw, all[0]["session_id"]);
+  auto first = gw.replay_json(all[0]["session_id"]);
   EXPECT_EQ(first["chain"], nlohmann::json::array({"alice"}));
   EXPECT_EQ(first["connection"], "web");
   EXPECT_EQ(first["protocol"], "ssh");
-  auto exec = events(first, "statement");
+  auto exec = events_of_type(first, "statement");
   ASSERT_EQ(exec.size(), 1u);
   EXPECT_EQ(exec[0]["fields"]["statement_kind"], "exec");
   EXPECT_EQ(exec[0]["fields"]["text"], "echo hello; echo oops >&2; exit 3");
-  auto done = events(first, "completion");
+  auto done = events_of_type(first, "completion");
   ASSERT_EQ(done.size(), 1u);
   EXPECT_EQ(done[0]["fields"]["tag"], "exit 3");
   std::string out, err;
-  for (const auto& e : events(first, "output"))
+  for (const auto& e : events_of_type(first, "output"))
     (e["fields"]["stream"] == "out" ? out : err) += e["fields"]["text"].get<std::string>();
   EXPECT_EQ(out, "hello\n");
   EXPECT_EQ(err, "oops\n");
 
-  auto second = replay(gw, all[1]["session_id"]);
+  auto second = gw.replay_json(all[1]["session_id"]);
   const std::string text = second.dump();
   EXPECT_EQ(text.find("sk_live_ABCDEFGH1234"), std::string::npos);
   EXPECT_NE(text.find("api key: ******************** end"), std::string::npos) << text;
@@ -139,11 +107,11 @@ TEST_F(SshExec, RelaysExitSignalAndLargeStreamsByteForByte) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, local.out);
 
-  auto all = sessions(gw, 4);
+  auto all = gw.ended_sessions(4);
   ASSERT_EQ(all.size(), 4u);
-  auto killed = replay(gw, all[0]["session_id"]);
-  ASSERT_EQ(events(killed, "completion").size(), 1u);
-  EXPECT_EQ(events(killed, "completion")[0]["fields"]["tag"], "signal TERM");
+  auto killed = gw.replay_json(all[0]["session_id"]);
+  ASSERT_EQ(events_of_type(killed, "completion").size(), 1u);
+  EXPECT_EQ(events_of_type(killed, "completion")[0]["fields"]["tag"], "signal TERM");
 }
 
 TEST_F(SshExec, TokenAsKeyboardInteractiveAnswer) {
@@ -190,11 +158,11 @@ TEST_F(SshExec, PortForwardingIsRefusedAndRecorded) {
   r = gw.ssh(token, "web", "echo alive");
   EXPECT_EQ(r.out, "alive\n") << r.err;
 
-  auto all = sessions(gw, 3);
+  auto all = gw.ended_sessions(3);
   ASSERT_EQ(all.size(), 3u);
   std::string recorded;
   for (const auto& s : all) {
-    for (const auto& e : events(replay(gw, s["session_id"]), "error"))
+    for (const auto& e : events_of_type(gw.replay_json(s["session_id"]), "error"))
       recorded += e["fields"]["message"].get<std::string>() + "\n";
   }
   EXPECT_NE(recorded.find("refused: direct-tcpip (port forwarding) to 127.0.0.1:" + std::to_string(server.port())),
@@ -212,14 +180,14 @@ TEST_F(SshExec, DeniedCommandGetsExit126AndNeverRunsUpstream) {
   EXPECT_NE(r.err.find("gatehouse: command refused by rule 'no-rm'"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(marker)) << "the denied command ran on the host";
 
-  auto all = sessions(gw, 1);
+  auto all = gw.ended_sessions(1);
   ASSERT_EQ(all.size(), 1u);
-  auto s = replay(gw, all[0]["session_id"]);
-  auto refused = events(s, "error");
+  auto s = gw.replay_json(all[0]["session_id"]);
+  auto refused = events_of_type(s, "error");
   ASSERT_EQ(refused.size(), 1u) << s.dump();
   EXPECT_EQ(refused[0]["fields"]["rule"], "no-rm");
-  ASSERT_EQ(events(s, "completion").size(), 1u);
-  EXPECT_EQ(events(s, "completion")[0]["fields"]["tag"], "exit 126");
+  ASSERT_EQ(events_of_type(s, "completion").size(), 1u);
+  EXPECT_EQ(events_of_type(s, "completion")[0]["fields"]["tag"], "exit 126");
 }
 
 TEST_F(SshExec, BadTokenAndUnknownConnectionAreRefused) {
@@ -235,7 +203,7 @@ TEST_F(SshExec, BadTokenAndUnknownConnectionAreRefused) {
   r = gw.ssh(gw.token("alice", {"devs"}), "nosuch", "touch " + marker.string());
   EXPECT_EQ(r.exit_code, 255);
   EXPECT_FALSE(std::filesystem::exists(marker));
-  auto all = sessions(gw, 3);
+  auto all = gw.ended_sessions(3);
   size_t failures = 0;
   for (const auto& s : all) failures += s.value("connection", "").empty() ? 1 : 0;
   EXPECT_EQ(failures, all.size()) << all.dump();  // no session reached a connection
@@ -253,10 +221,10 @@ TEST_F(SshExec, WrongUpstreamHostKeyRefusesTheSessionAndIsRecorded) {
   EXPECT_EQ(r.exit_code, 255);
   EXPECT_NE(r.err.find("does not match the key gatehouse pins"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(marker));
-  auto all = sessions(gw, 1);
+  auto all = gw.ended_sessions(1);
   ASSERT_EQ(all.size(), 1u);
-  auto s = replay(gw, all[0]["session_id"]);
-  auto errors = events(s, "error");
+  auto s = gw.replay_json(all[0]["session_id"]);
+  auto errors = events_of_type(s, "error");
   ASSERT_EQ(errors.size(), 1u) << s.dump();
   EXPECT_NE(errors[0]["fields"]["reason"].get<std::string>().find("upstream host key mismatch"),
             std::string::npos);

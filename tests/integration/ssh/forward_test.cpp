@@ -114,31 +114,11 @@ class SshForward : public ::testing::Test {
     if (!SshServer::available()) GTEST_SKIP() << "OpenSSH (sshd, ssh, ssh-keygen) not installed";
   }
 
-  // Sessions that named a user, waiting (bounded) for `count` ended ones.
-  static nlohmann::json sessions(SshGateway& gw, size_t count) {
-    nlohmann::json all;
-    for (int i = 0; i < 100; ++i) {
-      auto r = gw.cli({"sessions", "-c", gw.config_file().string(), "--json"});
-      if (r.exit_code == 0) {
-        all = nlohmann::json::array();
-        for (const auto& s : nlohmann::json::parse(r.out)) {
-          if (!s.value("user", "").empty()) all.push_back(s);
-        }
-        size_t ended = 0;
-        for (const auto& s : all) ended += s.value("ended", false) ? 1 : 0;
-        if (ended >= count) return all;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return all;
-  }
   // Every event of every session, in session order, each with its session's id ("session").
   static std::vector<nlohmann::json> all_events(SshGateway& gw, size_t sessions_ended) {
     std::vector<nlohmann::json> out;
-    for (const auto& s : sessions(gw, sessions_ended)) {
-      auto r = gw.cli({"replay", "-c", gw.config_file().string(), "--json", s["session_id"].get<std::string>()});
-      EXPECT_EQ(r.exit_code, 0) << r.err;
-      const nlohmann::json session = nlohmann::json::parse(r.out);
+    for (const auto& s : gw.ended_sessions(sessions_ended)) {
+      const nlohmann::json session = gw.replay_json(s["session_id"]);
       for (auto e : session["events"]) {
         e["session"] = s["session_id"];
         out.push_back(e);

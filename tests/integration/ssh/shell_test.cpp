@@ -118,19 +118,6 @@ class SshShell : public ::testing::Test {
   void SetUp() override {
     if (!SshServer::available()) GTEST_SKIP() << "OpenSSH (sshd, ssh, ssh-keygen) not installed";
   }
-  // The one session that named a user, once ended (bounded wait: the trail flushes every 20 ms).
-  static std::string ended_session(SshGateway& gw) {
-    for (int i = 0; i < 100; ++i) {
-      auto r = gw.cli({"sessions", "-c", gw.config_file().string(), "--json"});
-      if (r.exit_code == 0) {
-        for (const auto& s : nlohmann::json::parse(r.out)) {
-          if (!s.value("user", "").empty() && s.value("ended", false)) return s["session_id"];
-        }
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return {};
-  }
 };
 
 TEST_F(SshShell, TerminalSessionIsRelayedGuardedAndRecordedAsAsciicast) {
@@ -175,12 +162,11 @@ TEST_F(SshShell, TerminalSessionIsRelayedGuardedAndRecordedAsAsciicast) {
   term.type("exit 7\r");
   EXPECT_EQ(term.wait_exit(), 7) << term.screen();
 
-  const std::string id = ended_session(gw);
-  ASSERT_FALSE(id.empty());
+  const auto ended = gw.ended_sessions(1);
+  ASSERT_EQ(ended.size(), 1u) << ended.dump();
+  const std::string id = ended[0]["session_id"];
   // The trail: the refused line with its rule, the exit status.
-  auto r = gw.cli({"replay", "-c", gw.config_file().string(), "--json", id});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto session = nlohmann::json::parse(r.out);
+  const auto session = gw.replay_json(id);
   std::string refused_line, refused_rule, completion;
   for (const auto& e : session["events"]) {
     if (e["type"] == "statement" && e["fields"]["statement_kind"] == "line") refused_line = e["fields"]["text"];
@@ -190,11 +176,11 @@ TEST_F(SshShell, TerminalSessionIsRelayedGuardedAndRecordedAsAsciicast) {
   EXPECT_EQ(refused_line, "touch " + marker.string() + "; rm -f /tmp/gatehouse-nothing");
   EXPECT_EQ(refused_rule, "no-rm");
   EXPECT_EQ(completion, "exit 7");
-  EXPECT_EQ(r.out.find("sk_live_ABCDEFGH1234"), std::string::npos);
+  EXPECT_EQ(session.dump().find("sk_live_ABCDEFGH1234"), std::string::npos);
 
   // The asciicast: a v2 header with the terminal's size and TERM, then one JSON array per line,
   // output in order, the resize, the keys typed.
-  r = gw.cli({"replay", "-c", gw.config_file().string(), "--asciicast", id});
+  auto r = gw.cli({"replay", "-c", gw.config_file().string(), "--asciicast", id});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::istringstream lines(r.out);
   std::string line;

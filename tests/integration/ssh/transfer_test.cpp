@@ -41,42 +41,12 @@ class SshTransfer : public ::testing::Test {
     return r.exit_code == 0 ? r.out.substr(0, 64) : "missing " + file.string();
   }
 
-  // Sessions that named a user, waiting (bounded) for `count` ended ones.
-  static nlohmann::json sessions(SshGateway& gw, size_t count) {
-    nlohmann::json all;
-    for (int i = 0; i < 100; ++i) {
-      auto r = gw.cli({"sessions", "-c", gw.config_file().string(), "--json"});
-      if (r.exit_code == 0) {
-        all = nlohmann::json::array();
-        for (const auto& s : nlohmann::json::parse(r.out)) {
-          if (!s.value("user", "").empty()) all.push_back(s);
-        }
-        size_t ended = 0;
-        for (const auto& s : all) ended += s.value("ended", false) ? 1 : 0;
-        if (ended >= count) return all;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return all;
-  }
-  static nlohmann::json replay(SshGateway& gw, const std::string& id) {
-    auto r = gw.cli({"replay", "-c", gw.config_file().string(), "--json", id});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return nlohmann::json::parse(r.out);
-  }
-  static std::vector<nlohmann::json> events(const nlohmann::json& session, const std::string& type) {
-    std::vector<nlohmann::json> out;
-    for (const auto& e : session["events"]) {
-      if (e["type"] == type) out.push_back(e);
-    }
-    return out;
-  }
   // Every file operation of every session, as "operation path[ -> target] status" plus the
   // totals of a close; and the sessions' text replays.
   static std::vector<std::string> file_operations(SshGateway& gw, const nlohmann::json& all, std::string* text) {
     std::vector<std::string> ops;
     for (const auto& s : all) {
-      for (const auto& e : events(replay(gw, s["session_id"]), "file_operation")) {
+      for (const auto& e : events_of_type(gw.replay_json(s["session_id"]), "file_operation")) {
         const auto& f = e["fields"];
         std::string op = f["file_operation"].get<std::string>() + " " + f["path"].get<std::string>();
         if (f.contains("target_path")) op += " -> " + f["target_path"].get<std::string>();
@@ -139,16 +109,16 @@ TEST_F(SshTransfer, SftpAndScpMove100MBUpAndDownByteForByteAndRecordEachFile) {
   EXPECT_EQ(sha256(remote / "in" / "scp.bin"), original);
   EXPECT_EQ(sha256(local / "scp_back.bin"), original);
 
-  auto all = sessions(gw, 3);
+  auto all = gw.ended_sessions(3);
   ASSERT_EQ(all.size(), 3u);
   for (const auto& s : all) {
-    auto session = replay(gw, s["session_id"]);
-    auto exec = events(session, "statement");
+    auto session = gw.replay_json(s["session_id"]);
+    auto exec = events_of_type(session, "statement");
     ASSERT_EQ(exec.size(), 1u);
     EXPECT_EQ(exec[0]["fields"]["statement_kind"], "subsystem");
     EXPECT_EQ(exec[0]["fields"]["text"], "sftp");
     // File contents are not in the trail: the channel's bytes are recorded by size only.
-    for (const auto& e : events(session, "output")) {
+    for (const auto& e : events_of_type(session, "output")) {
       if (e["fields"]["stream"] == "out") {
         EXPECT_EQ(e["fields"]["text"], "");
       }
@@ -186,9 +156,9 @@ TEST_F(SshTransfer, AnSftpStreamTheGatewayCannotFollowEndsTheChannelAndIsRecorde
   auto r = run(argv, askpass_env(gw, token), std::chrono::seconds(30), input.string());
   EXPECT_NE(r.exit_code, 0) << r.out << r.err;
 
-  auto all = sessions(gw, 1);
+  auto all = gw.ended_sessions(1);
   ASSERT_EQ(all.size(), 1u);
-  auto errors = events(replay(gw, all[0]["session_id"]), "error");
+  auto errors = events_of_type(gw.replay_json(all[0]["session_id"]), "error");
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(errors[0]["fields"]["message"], "sftp channel closed: its operations can no longer be recorded");
   EXPECT_EQ(errors[0]["fields"]["reason"], "client SFTP packet length 2147483647 out of range");
@@ -249,15 +219,15 @@ TEST_F(SshTransfer, GitCloneAndPushOverSshThroughTheGateway) {
   EXPECT_EQ(r.out.find(head), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("main=" + std::string(40, '*')), std::string::npos) << r.out;
 
-  auto all = sessions(gw, 4);
+  auto all = gw.ended_sessions(4);
   ASSERT_EQ(all.size(), 4u);
   std::vector<std::string> commands, tags;
   for (const auto& s : all) {
-    auto session = replay(gw, s["session_id"]);
-    for (const auto& e : events(session, "statement")) commands.push_back(e["fields"]["text"]);
-    for (const auto& e : events(session, "completion")) tags.push_back(e["fields"]["tag"]);
+    auto session = gw.replay_json(s["session_id"]);
+    for (const auto& e : events_of_type(session, "statement")) commands.push_back(e["fields"]["text"]);
+    for (const auto& e : events_of_type(session, "completion")) tags.push_back(e["fields"]["tag"]);
     // Pack exchanges are recorded by size only; the masked output as the caller got it.
-    for (const auto& e : events(session, "output")) {
+    for (const auto& e : events_of_type(session, "output")) {
       if (e["fields"]["stream"] != "out") continue;
       if (commands.back().starts_with("git-") && commands.back().ends_with("'")) {
         EXPECT_EQ(e["fields"]["text"], "");
@@ -286,10 +256,10 @@ TEST_F(SshTransfer, AgentAndX11ForwardingAreRefusedAndRecorded) {
   EXPECT_EQ(r.out, "agent=none display=none\n");  // neither reached the host
   EXPECT_NE(r.err.find("X11 forwarding request failed"), std::string::npos) << r.err;
 
-  auto all = sessions(gw, 1);
+  auto all = gw.ended_sessions(1);
   ASSERT_EQ(all.size(), 1u);
   std::string refused;
-  for (const auto& e : events(replay(gw, all[0]["session_id"]), "error"))
+  for (const auto& e : events_of_type(gw.replay_json(all[0]["session_id"]), "error"))
     refused += e["fields"]["message"].get<std::string>() + "\n";
   EXPECT_NE(refused.find("refused: auth-agent-req (agent forwarding)"), std::string::npos) << refused;
   EXPECT_NE(refused.find("refused: x11-req"), std::string::npos) << refused;

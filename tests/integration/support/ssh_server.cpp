@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <stdexcept>
+#include <thread>
 
 namespace gh::test {
 
@@ -143,6 +144,31 @@ RunResult SshGateway::cli(const std::vector<std::string>& args) const {
   std::vector<std::string> argv = {GH_GATEHOUSE_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
   return run(argv, {}, std::chrono::seconds(60));
+}
+
+nlohmann::json SshGateway::ended_sessions(size_t count) const {
+  nlohmann::json named;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    auto r = cli({"sessions", "-c", config_file().string(), "--json"});
+    if (r.exit_code == 0) {
+      named = nlohmann::json::array();
+      size_t ended = 0;
+      for (const auto& s : nlohmann::json::parse(r.out)) {
+        if (s.value("user", "").empty()) continue;
+        named.push_back(s);
+        ended += s.value("ended", false) ? 1 : 0;
+      }
+      if (ended >= count) return named;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return named;
+}
+
+nlohmann::json SshGateway::replay_json(const std::string& session_id) const {
+  auto r = cli({"replay", "-c", config_file().string(), "--json", session_id});
+  if (r.exit_code != 0) throw std::runtime_error("gatehouse replay failed: " + r.err);
+  return nlohmann::json::parse(r.out);
 }
 
 }  // namespace gh::test

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tests/integration/support/process.hpp"
+#include "tests/integration/support/trail.hpp"
 
 namespace gh::test {
 
@@ -66,6 +67,11 @@ class SshGateway {
   std::string ssh_line(const std::string& connection, const std::string& options = {}) const;
   std::map<std::string, std::string> ssh_env(const std::string& token) const;
   RunResult cli(const std::vector<std::string>& args) const;
+  // Sessions that named a user (`gatehouse sessions --json`), waiting (bounded) for `count` ended
+  // ones: the trail is flushed every 20 ms. (The readiness probe, a TCP connect without SSH, is
+  // recorded too, as a failed handshake without a user.)
+  nlohmann::json ended_sessions(size_t count) const;
+  nlohmann::json replay_json(const std::string& session_id) const;  // `gatehouse replay --json`
   std::string log() const { return process_ ? process_->err() : std::string(); }
 
  private:
