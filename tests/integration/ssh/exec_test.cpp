@@ -12,14 +12,6 @@
 namespace gh::test {
 namespace {
 
-constexpr const char* kGuardrails =
-    "    deny:\n"
-    "      - name: no-rm\n"
-    "        regex: '(^|[;&| ])rm( |$)'\n"
-    "    mask:\n"
-    "      - name: api-key\n"
-    "        regex: 'sk_live_[A-Za-z0-9]{8,}'\n";
-
 class SshExec : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -30,7 +22,7 @@ class SshExec : public ::testing::Test {
 
 TEST_F(SshExec, RelaysOutputAndExitStatusAndRecordsTheSession) {
   SshServer server;
-  SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = kGuardrails});
+  SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = kSshGuardrails});
   const std::string token = gw.token("alice", {"devs"});
 
   auto r = gw.ssh(token, "web", "echo hello; echo oops >&2; exit 3");
@@ -78,7 +70,7 @@ TEST_F(SshExec, RelaysOutputAndExitStatusAndRecordsTheSession) {
 
 TEST_F(SshExec, RelaysExitSignalAndLargeStreamsByteForByte) {
   SshServer server;
-  SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = kGuardrails});
+  SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = kSshGuardrails});
   const std::string token = gw.token("alice", {"devs"});
   // Killed by a signal: the client sees what it would see from the host itself (OpenSSH's ssh
   // exits 255 on an exit-signal), and the trail names the signal.
@@ -173,7 +165,7 @@ TEST_F(SshExec, PortForwardingIsRefusedAndRecorded) {
 
 TEST_F(SshExec, DeniedCommandGetsExit126AndNeverRunsUpstream) {
   SshServer server;
-  SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = kGuardrails});
+  SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = kSshGuardrails});
   const std::filesystem::path marker = gw.dir() / "ran";
   auto r = gw.ssh(gw.token("alice", {"devs"}), "web", "touch " + marker.string() + "; rm -f /tmp/nothing");
   EXPECT_EQ(r.exit_code, 126) << r.err;

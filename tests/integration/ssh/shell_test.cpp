@@ -22,14 +22,6 @@
 namespace gh::test {
 namespace {
 
-constexpr const char* kGuardrails =
-    "    deny:\n"
-    "      - name: no-rm\n"
-    "        regex: '(^|[;&| ])rm( |$)'\n"
-    "    mask:\n"
-    "      - name: api-key\n"
-    "        regex: 'sk_live_[A-Za-z0-9]{8,}'\n";
-
 // The ssh client on the slave side of a pseudo-terminal this test holds the master of: what it
 // types goes in as keystrokes, what the terminal shows comes back, a resize is a real SIGWINCH.
 class TerminalClient {
@@ -122,7 +114,7 @@ class SshShell : public ::testing::Test {
 
 TEST_F(SshShell, TerminalSessionIsRelayedGuardedAndRecordedAsAsciicast) {
   SshServer server;
-  SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = kGuardrails});
+  SshGateway gw(server, {.pinned_host_key = {}, .connection_extra = kSshGuardrails});
   TerminalClient term(gw, gw.token("alice", {"devs"}), "web");
   const std::filesystem::path marker = gw.dir() / "ran";
 

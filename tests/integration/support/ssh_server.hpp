@@ -16,6 +16,16 @@
 
 namespace gh::test {
 
+// Connection lines (SshGatewayOptions::connection_extra) the exec and shell tests share: a deny
+// rule on `rm` and a mask rule on an API key.
+inline constexpr const char* kSshGuardrails =
+    "    deny:\n"
+    "      - name: no-rm\n"
+    "        regex: '(^|[;&| ])rm( |$)'\n"
+    "    mask:\n"
+    "      - name: api-key\n"
+    "        regex: 'sk_live_[A-Za-z0-9]{8,}'\n";
+
 class SshServer {
  public:
   // Whether sshd and ssh-keygen are installed (tests GTEST_SKIP without them).
