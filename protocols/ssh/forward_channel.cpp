@@ -89,6 +89,36 @@ void install_callbacks(Tunnel& t) {
   ssh_set_channel_callbacks(t.upstream, &uc);
 }
 
+// A tunnel for the CHANNEL_OPEN `open` (its message `m`), numbered `number`, its trail opened by
+// a statement of `kind` toward `text`. With `with_origin`, where the connection came from is read
+// from the open and recorded. The side the gateway opens is the caller's to set.
+std::unique_ptr<Tunnel> new_tunnel(ForwardMessage& open, ssh_message m, uint32_t number, bool direct,
+                                   std::string_view kind, std::string_view text, bool with_origin,
+                                   const ForwardRecorder& record) {
+  auto t = std::make_unique<Tunnel>();
+  t->number = number;
+  t->channel = std::to_string(number);
+  t->direct = direct;
+  std::string origin;
+  if (with_origin) {
+    t->origin_host = text_of(ssh_message_channel_request_open_originator(m));
+    t->origin_port = uint32_t(ssh_message_channel_request_open_originator_port(m));
+    origin = target_text(t->origin_host, t->origin_port);
+  }
+  t->open_request = std::move(open);
+  if (with_origin) {
+    record(EventType::kStatement, std::initializer_list<Field>{{FieldTag::kStatementKind, kind},
+                                                               {FieldTag::kText, text},
+                                                               {FieldTag::kOriginator, origin},
+                                                               {FieldTag::kChannel, t->channel}});
+  } else {
+    record(EventType::kStatement, std::initializer_list<Field>{{FieldTag::kStatementKind, kind},
+                                                               {FieldTag::kText, text},
+                                                               {FieldTag::kChannel, t->channel}});
+  }
+  return t;
+}
+
 // Callbacks go first: libssh may keep a channel until the peer's close arrives, and must not call
 // into a Tunnel that is gone by then.
 void free_channel(ssh_channel& c, ssh_channel_callbacks_struct& callbacks) {
@@ -140,21 +170,10 @@ void Forwarding::open_direct(ssh_session upstream, ForwardMessage open, uint32_t
                       : fmt::format("refused: direct-tcpip (port forwarding) to {}", target);
     return record_error(record, message, "gateway");
   }
-  auto t = std::make_unique<Tunnel>();
-  t->number = number;
-  t->channel = std::to_string(number);
-  t->direct = true;
+  auto t = new_tunnel(open, m, number, true, "direct-tcpip", target, true, record);
   t->target_host = host;
   t->target_port = port;
-  t->origin_host = text_of(ssh_message_channel_request_open_originator(m));
-  t->origin_port = uint32_t(ssh_message_channel_request_open_originator_port(m));
-  t->open_request = std::move(open);
   t->upstream = ssh_channel_new(upstream);
-  const std::string origin = target_text(t->origin_host, t->origin_port);
-  record(EventType::kStatement, std::initializer_list<Field>{{FieldTag::kStatementKind, "direct-tcpip"},
-                                                             {FieldTag::kText, target},
-                                                             {FieldTag::kOriginator, origin},
-                                                             {FieldTag::kChannel, t->channel}});
   tunnels_.push_back(std::move(t));
 }
 
@@ -233,20 +252,9 @@ bool Forwarding::host_channel_open(ssh_session client, ForwardMessage& open, uin
       record_error(record, "refused: x11 channel from the host (X11 forwarding not asked for)", "gateway");
       return true;
     }
-    auto t = std::make_unique<Tunnel>();
-    t->number = number;
-    t->channel = std::to_string(number);
-    t->direct = false;
+    auto t = new_tunnel(open, m, number, false, "x11", "the caller's display", true, record);
     t->x11 = true;
-    t->origin_host = text_of(ssh_message_channel_request_open_originator(m));
-    t->origin_port = uint32_t(ssh_message_channel_request_open_originator_port(m));
-    t->open_request = std::move(open);
     t->client = ssh_channel_new(client);
-    const std::string origin = target_text(t->origin_host, t->origin_port);
-    record(EventType::kStatement, std::initializer_list<Field>{{FieldTag::kStatementKind, "x11"},
-                                                               {FieldTag::kText, "the caller's display"},
-                                                               {FieldTag::kOriginator, origin},
-                                                               {FieldTag::kChannel, t->channel}});
     tunnels_.push_back(std::move(t));
     return true;
   }
@@ -256,16 +264,9 @@ bool Forwarding::host_channel_open(ssh_session client, ForwardMessage& open, uin
       record_error(record, "refused: auth-agent channel from the host (agent forwarding not asked for)", "gateway");
       return true;
     }
-    auto t = std::make_unique<Tunnel>();
-    t->number = number;
-    t->channel = std::to_string(number);
-    t->direct = false;
+    auto t = new_tunnel(open, m, number, false, "auth-agent", "the caller's agent", false, record);
     t->agent = true;
-    t->open_request = std::move(open);
     t->client = ssh_channel_new(client);
-    record(EventType::kStatement, std::initializer_list<Field>{{FieldTag::kStatementKind, "auth-agent"},
-                                                               {FieldTag::kText, "the caller's agent"},
-                                                               {FieldTag::kChannel, t->channel}});
     tunnels_.push_back(std::move(t));
     return true;
   }
@@ -284,23 +285,12 @@ bool Forwarding::host_channel_open(ssh_session client, ForwardMessage& open, uin
     record_error(record, "refused: forwarded-tcpip: too many channels", "gateway");
     return true;
   }
-  auto t = std::make_unique<Tunnel>();
-  t->number = number;
-  t->channel = std::to_string(number);
-  t->direct = false;
   // The connection arrived at the host's listener; the caller's ssh connects it to its target,
   // which the caller alone knows: the trail names the listener.
+  auto t = new_tunnel(open, m, number, false, "forwarded-tcpip", listener, true, record);
   t->target_host = host;
   t->target_port = port;
-  t->origin_host = text_of(ssh_message_channel_request_open_originator(m));
-  t->origin_port = uint32_t(ssh_message_channel_request_open_originator_port(m));
-  t->open_request = std::move(open);
   t->client = ssh_channel_new(client);
-  const std::string origin = target_text(t->origin_host, t->origin_port);
-  record(EventType::kStatement, std::initializer_list<Field>{{FieldTag::kStatementKind, "forwarded-tcpip"},
-                                                             {FieldTag::kText, listener},
-                                                             {FieldTag::kOriginator, origin},
-                                                             {FieldTag::kChannel, t->channel}});
   tunnels_.push_back(std::move(t));
   return true;
 }
