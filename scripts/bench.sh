@@ -6,9 +6,12 @@
 #   scripts/bench.sh [--smoke] [--duration S] [--repeat R] [--clients "1 8 64"] [--bulk-mb MB]
 #                    [--idle N] [--scale N] [--results FILE] [--note TEXT] [--no-build] [--keep]
 #                    [--parts "pgbench connect bulk select idle"] [--modes "simple prepared"]
+#                    [--serve]
 #
 # --smoke: a few seconds of each path (1 s runs, -c 1 and 8, 20 MB bulk reads, 100 idle
 # connections), writes no RESULTS.md, exits 0 when the whole chain works. A check, never a timing.
+# --serve: start every path, warm it up, print how to reach each (ports, pids, password) and wait
+# until interrupted (Ctrl-C stops and removes everything): for profiling one path by hand.
 # Environment: GATEHOUSE_BUILD_DIR (build tree, default "build"); BENCH_GH_SHARDS (gatehouse
 # shards, default one per CPU); BENCH_GH_PIN (engine.pin, default false: pgbench and PostgreSQL share the cores); BENCH_GH_WRAPPER (a command gatehouse runs under, for profiling:
 # "valgrind --tool=callgrind --callgrind-out-file=/tmp/gh.callgrind"; it must exec gatehouse in
@@ -22,6 +25,7 @@ command_line=${command_line% }
 
 # ---- options ------------------------------------------------------------------------------------
 smoke=0
+serve=0
 duration=5
 repeat=3
 clients_list="1 8 64"
@@ -37,10 +41,11 @@ keep=0
 build_dir=${GATEHOUSE_BUILD_DIR:-build}
 parts="pgbench connect bulk select idle"
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
   case $1 in
     --smoke) smoke=1 ;;
+    --serve) serve=1 ;;
     --duration) duration=$2; shift ;;
     --repeat) repeat=$2; shift ;;
     --clients) clients_list=$2; shift ;;
@@ -426,6 +431,15 @@ for path in $paths; do
     || { cat "$work/logs/warmup-$path.log" >&2; die "warm-up through $path"; }
 done
 check_alive warm-up
+
+if [ "$serve" -eq 1 ]; then
+  for path in $paths; do
+    printf '%-17s port %-5s pid %-7s PGPASSWORD=%s\n' "$path" "${port_of[$path]}" "${pid_of[$path]:--}" \
+      "$(password_of "$path")"
+  done
+  log "serving (pgbench -h 127.0.0.1 -p PORT -U bench bench); Ctrl-C or SIGTERM stops everything"
+  while check_alive serving; do sleep 5; done
+fi
 
 # Idle CPU of each proxy over 2 s (nothing connected): background wake-ups.
 declare -A idle_cpu
