@@ -23,6 +23,8 @@ using Clock = std::chrono::steady_clock;
 constexpr int kBatchesPerService = 4;
 // stop() retries failing shards this many times before it gives up and reports them.
 constexpr int kStopAttempts = 3;
+// A ring holding this much is written at once rather than after the poll interval.
+constexpr size_t kBacklogBytes = limits::write_batch_bytes_max / 4;
 }  // namespace
 
 struct Flusher::Shard {
@@ -425,21 +427,30 @@ void Flusher::run() {
     }
     write_anchors();
     publish_counters();
-    if (progress) {
+    // A held statement rings the doorbell after its record is in the ring: the check below
+    // sees that record, or the ring() sees this sleep and ends it.
+    doorbell_.prepare_sleep();
+    bool work = false;
+    bool backlog = false;
+    for (auto& shard : shards_) {
+      if (shard->failing) continue;
+      const size_t used = shard->ring->used_bytes();
+      work |= used > 0;
+      backlog |= used >= kBacklogBytes;
+    }
+    if (backlog || ((progress || work) && options_.strict)) {
+      // Strict: every record may have a statement waiting on it, so write what came at once.
+      doorbell_.cancel_sleep();
+      idle_interval = poll_interval;
+    } else if (progress || work) {
+      // Under load, one poll interval between passes: each write(2) then carries the records of
+      // many transactions instead of a few, and the thread wakes far less often. Records reach
+      // their segment within the interval, as when idle, far inside flush_interval_ms.
+      doorbell_.wait(poll_interval);
       idle_interval = poll_interval;
     } else {
-      // A held statement rings the doorbell after its record is in the ring: the check below
-      // sees that record, or the ring() sees this sleep and ends it.
-      doorbell_.prepare_sleep();
-      bool work = false;
-      for (auto& shard : shards_) work |= !shard->ring->empty() && !shard->failing;
-      if (work) {
-        doorbell_.cancel_sleep();
-        idle_interval = poll_interval;
-      } else {
-        doorbell_.wait(idle_interval);
-        idle_interval = std::min(idle_interval * 2, idle_poll_interval_max);
-      }
+      doorbell_.wait(idle_interval);
+      idle_interval = std::min(idle_interval * 2, idle_poll_interval_max);
     }
   }
   stop_result_ = final_drain();

@@ -48,7 +48,8 @@ struct FlusherOptions {
   // written shard once (group commit across its connections) and publishes Ring::durable();
   // a shard waiting for durability rings the doorbell instead of waiting for the next poll.
   bool strict = false;
-  uint32_t poll_interval_us = limits::poll_interval_us_default;    // sleep when all rings are idle
+  // Sleep between passes while records come (not strict), and the first sleep once idle.
+  uint32_t poll_interval_us = limits::poll_interval_us_default;
   uint32_t retry_interval_ms = limits::retry_interval_ms_default;  // after a failed write/sync
   // Called on the flusher thread for every failed attempt; must not block or call back in.
   std::function<void(const FlushError&)> on_error;
