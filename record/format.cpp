@@ -141,11 +141,15 @@ std::string format_rows(std::span<const StoredEvent> rows, std::string_view inde
   const std::string_view columns = rows.front().first(FieldTag::kResultColumns);
   const bool header = !columns.empty();
   if (header) table.push_back(split(columns, '\t'));
+  std::vector<const StoredEvent*> row_events;  // the event each table line comes from
   for (const StoredEvent& row : rows) {
-    std::vector<std::string> cells = split(row.first(FieldTag::kText), '\t');
-    if (cells.empty()) cells.emplace_back();
-    for (std::string& cell : cells) cell = cut_cell(escape_for_terminal(cell), kCellWidthMax);
-    table.push_back(std::move(cells));
+    for (std::string_view text : row.all(FieldTag::kText)) {
+      std::vector<std::string> cells = split(text, '\t');
+      if (cells.empty()) cells.emplace_back();
+      for (std::string& cell : cells) cell = cut_cell(escape_for_terminal(cell), kCellWidthMax);
+      table.push_back(std::move(cells));
+      row_events.push_back(&row);
+    }
   }
   std::vector<size_t> widths;
   for (const auto& line : table) {
@@ -173,11 +177,11 @@ std::string format_rows(std::span<const StoredEvent> rows, std::string_view inde
     out += rule + "\n";
     at = 1;
   }
-  for (size_t r = 0; r < rows.size(); ++r) {
+  for (size_t r = 0; r < row_events.size(); ++r) {
     std::string suffix;
-    if (rows[r].type == EventType::kMaskedRow) {
+    if (row_events[r]->type == EventType::kMaskedRow) {
       std::vector<std::string> rules;
-      for (auto v : rows[r].all(FieldTag::kRule)) rules.emplace_back(v);
+      for (auto v : row_events[r]->all(FieldTag::kRule)) rules.emplace_back(v);
       suffix = "   (masked: " + join(rules, ",") + ")";
     }
     emit(table[at + r], suffix);
@@ -251,8 +255,12 @@ std::string describe_event(const StoredEvent& e) {
       for (auto v : e.all(FieldTag::kRule)) rules.push_back(escape_for_terminal(v));
       return fmt::format("masked row [{}] {}", join(rules, ","), f(FieldTag::kText));
     }
-    case EventType::kResultRow:
-      return fmt::format("row {}", f(FieldTag::kText));
+    case EventType::kResultRow: {
+      std::vector<std::string> texts;
+      for (auto v : e.all(FieldTag::kText)) texts.push_back(escape_for_terminal(v));
+      if (texts.size() == 1) return "row " + texts.front();
+      return fmt::format("{} rows: {}", texts.size(), join(texts, " / "));
+    }
     case EventType::kExecute: {
       // "execute SELECT $1 (statement s1, portal p) [$1='42', $2=NULL]".
       std::string text = fmt::format("execute {}", f(FieldTag::kText));
@@ -435,8 +443,10 @@ std::string format_replay(std::span<const StoredEvent> events) {
       while (end < events.size() && is_row(events[end]) &&
              events[end].first(FieldTag::kResultColumns).empty())
         ++end;
-      out += fmt::format("{:>9}  {} recorded {}\n", relative_seconds(event.time_ns, first),
-                         end - i, end - i == 1 ? "row" : "rows");
+      size_t rows = 0;
+      for (size_t r = i; r < end; ++r) rows += events[r].all(FieldTag::kText).size();
+      out += fmt::format("{:>9}  {} recorded {}\n", relative_seconds(event.time_ns, first), rows,
+                         rows == 1 ? "row" : "rows");
       out += format_rows(events.subspan(i, end - i), std::string(11, ' '));
       i = end - 1;
       continue;

@@ -1166,7 +1166,10 @@ class Session final : public engine::ProtocolSession {
       guard_.on_parameter_status(status->name, status->value);
     } else if (const auto* rows = std::get_if<RowDescription>(&d.message)) {
       guard_.on_row_description(*rows);
-      if (record_rows_) note_columns(*rows);
+      if (record_rows_) {
+        if (row_batch_) flush_result_rows(c);  // they belong to the columns noted before
+        note_columns(*rows);
+      }
     } else if (const auto* row = std::get_if<DataRow>(&d.message)) {
       begin_result();
       results_.count_row(*frame_bytes);
@@ -1328,21 +1331,66 @@ class Session final : public engine::ProtocolSession {
     columns_pending_ = true;
   }
 
-  // Records a row while it fits the statement's budget: kind kMaskedRow with the rules that
-  // fired, or kResultRow; the first one of a result names its columns.
-  void record_row(Connection& c, EventType type, std::string_view text,
-                  std::span<const std::string> rules) {
+  // Records a masked row, with the rules that fired, while it fits the statement's budget; the
+  // first recorded row of a result names its columns.
+  void record_masked_row_text(Connection& c, std::string_view text,
+                              std::span<const std::string> rules) {
     if (!results_.admit(text.size())) return;  // past the statement's budget: sizes only
-    std::array<Field, 2> head{Field{FieldTag::kText, text}, Field{FieldTag::kResultColumns, columns_}};
-    const size_t head_count = columns_pending_ ? 2 : 1;
-    columns_pending_ = false;
-    if (rules.empty()) {
-      record(c, type, std::span<const Field>(head.data(), head_count));
-      return;
-    }
-    std::vector<Field> fields(head.begin(), head.begin() + head_count);
+    std::vector<Field> fields{Field{FieldTag::kText, text}};
+    if (std::exchange(columns_pending_, false)) fields.push_back({FieldTag::kResultColumns, columns_});
     for (const std::string& rule : rules) fields.push_back({FieldTag::kRule, rule});
-    record(c, type, fields);
+    record(c, EventType::kMaskedRow, fields);
+  }
+
+  // Unmasked rows that fit the budget wait here and go into the trail together, as one
+  // result_row record with a text field per row (record/FORMAT.md, "Result rows"): a result's
+  // thousand rows cost a few records instead of a thousand, each hashed three times by the
+  // flusher. Any other record of the session writes them first, so the trail keeps its order.
+  struct RowBatch {
+    std::string text;            // the rows' texts back to back
+    std::vector<uint32_t> ends;  // where each row's text ends in `text`
+    size_t widest = 0;
+    bool columns = false;  // the first row is its result's first recorded row
+  };
+  static constexpr size_t kRowBatchBytesMax = 16u << 10;
+  static constexpr size_t kRowBatchRowsMax = 256;
+
+  void batch_result_row(Connection& c, std::string_view text) {
+    if (!results_.admit(text.size())) return;
+    if (!row_batch_) row_batch_ = std::make_unique<RowBatch>();
+    if (!row_batch_->ends.empty()) {
+      const RowBatch& b = *row_batch_;
+      const size_t rows = b.ends.size() + 1;
+      // The recorder cuts any value over payload / (2 x fields) so that an event fits the
+      // ring; a batch stays under that for its widest row.
+      const size_t value_bytes_max = ctx_.rings[shard_]->payload_bytes_max() / (2 * (rows + 1));
+      if (rows > kRowBatchRowsMax ||
+          b.text.size() + text.size() > kRowBatchBytesMax ||
+          std::max(b.widest, text.size()) > value_bytes_max) {
+        flush_result_rows(c);
+        row_batch_ = std::make_unique<RowBatch>();
+      }
+    }
+    RowBatch& b = *row_batch_;
+    if (b.ends.empty()) b.columns = std::exchange(columns_pending_, false);
+    b.text += text;
+    b.ends.push_back(static_cast<uint32_t>(b.text.size()));
+    b.widest = std::max(b.widest, text.size());
+  }
+
+  // Writes the waiting rows, and gives their memory back: idle sessions hold none.
+  void flush_result_rows(Connection& c) {
+    const std::unique_ptr<RowBatch> batch = std::move(row_batch_);
+    if (!batch || batch->ends.empty()) return;
+    std::vector<Field> fields;
+    fields.reserve(batch->ends.size() + 1);
+    uint32_t begin = 0;
+    for (const uint32_t end : batch->ends) {
+      fields.push_back({FieldTag::kText, std::string_view(batch->text).substr(begin, end - begin)});
+      begin = end;
+    }
+    if (batch->columns) fields.push_back({FieldTag::kResultColumns, columns_});
+    push_record(c, EventType::kResultRow, fields);
   }
 
   // The masked row as the client got it: its values (rewritten in rewrite_).
@@ -1352,7 +1400,7 @@ class Session final : public engine::ProtocolSession {
     if (row == nullptr) return;
     std::string& text = scratch();
     row_text(*row, text);
-    record_row(c, EventType::kMaskedRow, text, guard_.fired_rules());
+    record_masked_row_text(c, text, guard_.fired_rules());
     release_scratch();
   }
 
@@ -1360,7 +1408,7 @@ class Session final : public engine::ProtocolSession {
   void record_result_row(Connection& c, const DataRow& row) {
     std::string& text = scratch();
     row_text(row, text);
-    record_row(c, EventType::kResultRow, text, {});
+    batch_result_row(c, text);
     release_scratch();
   }
 
@@ -1579,6 +1627,10 @@ class Session final : public engine::ProtocolSession {
   }
   void record(Connection& c, EventType type, std::span<const Field> fields) {
     if (!ctx_.config->recording.enabled) return;
+    if (row_batch_) flush_result_rows(c);
+    push_record(c, type, fields);
+  }
+  void push_record(Connection& c, EventType type, std::span<const Field> fields) {
     if (!recorder_.record(*ctx_.rings[shard_], type, fields)) c.pause();
   }
 
@@ -1746,6 +1798,7 @@ class Session final : public engine::ProtocolSession {
   uint64_t cycles_done_ = 0;  // ReadyForQuery after login
   std::string columns_;   // names of the current result's columns, joined by tabs
   bool columns_pending_ = false;  // columns_ not yet recorded with a row
+  std::unique_ptr<RowBatch> row_batch_;  // rows not yet written (batch_result_row)
 };
 
 }  // namespace

@@ -39,6 +39,15 @@ class Rows : public ::testing::Test {
     return out;
   }
 
+  // The recorded unmasked rows of a replay, in order: each result_row record holds one or more.
+  static std::vector<std::string> row_texts(const nlohmann::json& replay) {
+    std::vector<std::string> texts;
+    for (const auto& record : events_of_type(replay, "result_row")) {
+      for (std::string& text : event_values(record, "text")) texts.push_back(std::move(text));
+    }
+    return texts;
+  }
+
   static PostgresServer* pg_;
 };
 PostgresServer* Rows::pg_ = nullptr;
@@ -53,13 +62,11 @@ TEST_F(Rows, UnmaskedConnectionRecordsResultRowsAsSent) {
 
   const auto replays = replays_with(gw, "result_row");
   ASSERT_EQ(replays.size(), 1u);
-  const auto rows = events_of_type(replays[0], "result_row");
-  ASSERT_EQ(rows.size(), 5u);
-  EXPECT_EQ(event_field(rows[0], "result_columns"), "id\tname") << "the first row names the columns";
-  EXPECT_EQ(event_field(rows[1], "result_columns"), "");
-  EXPECT_EQ(event_field(rows[0], "text"), "1\talpha");
-  EXPECT_EQ(event_field(rows[2], "text"), "3\tNULL");
-  EXPECT_EQ(event_field(rows[4], "text"), "5\teps");
+  const auto records = events_of_type(replays[0], "result_row");
+  ASSERT_EQ(records.size(), 1u) << "the rows of a small result share one record";
+  EXPECT_EQ(event_field(records[0], "result_columns"), "id\tname") << "it names the columns";
+  EXPECT_EQ(row_texts(replays[0]),
+            (std::vector<std::string>{"1\talpha", "2\tbeta", "3\tNULL", "4\tdelta", "5\teps"}));
   EXPECT_TRUE(events_of_type(replays[0], "masked_row").empty());
   const auto completions = events_of_type(replays[0], "completion");
   ASSERT_EQ(completions.size(), 1u);
@@ -92,7 +99,7 @@ TEST_F(Rows, BudgetCutsRowsOfAnUnmaskedConnection) {
 
   const auto replays = replays_with(gw, "result_row");
   ASSERT_EQ(replays.size(), 1u);
-  const auto rows = events_of_type(replays[0], "result_row");
+  const auto rows = row_texts(replays[0]);
   const auto completions = events_of_type(replays[0], "completion");
   ASSERT_EQ(completions.size(), 1u);
   const auto& done = completions[0];
@@ -107,10 +114,40 @@ TEST_F(Rows, BudgetCutsRowsOfAnUnmaskedConnection) {
   for (size_t i = 0; i < rows.size(); ++i) {
     // The recorded rows are the first ones, in order.
     const std::string n = std::to_string(i + 1);
-    EXPECT_EQ(event_field(rows[i], "text"), n + "\tvalue-" + n);
-    bytes += event_field(rows[i], "text").size();
+    EXPECT_EQ(rows[i], n + "\tvalue-" + n);
+    bytes += rows[i].size();
   }
   EXPECT_LE(bytes, 200u);
+}
+
+TEST_F(Rows, ALargeResultIsRecordedInBoundedBatchesInOrder) {
+  Gateway gw(*pg_);
+  const std::string token = gw.token("alice", {"devs"});
+  auto r = gw.psql(token, {"-A", "-t", "-c",
+                           "SELECT i FROM generate_series(1, 1000) i; SELECT 'second'"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << gw.log();
+  ASSERT_EQ(gw.stop(), 0) << gw.log();
+
+  const auto replays = replays_with(gw, "result_row");
+  ASSERT_EQ(replays.size(), 1u);
+  // 1000 rows of 1-4 bytes fit the 64 KiB budget: all are kept, at most 256 to a record, and the
+  // second statement's row comes after the first's completion, under its own column name.
+  const auto rows = row_texts(replays[0]);
+  ASSERT_EQ(rows.size(), 1001u);
+  for (size_t i = 0; i < 1000; ++i) ASSERT_EQ(rows[i], std::to_string(i + 1)) << i;
+  EXPECT_EQ(rows[1000], "second");
+  const auto records = events_of_type(replays[0], "result_row");
+  EXPECT_EQ(records.size(), 5u) << "4 of at most 256 rows for the first result, 1 for the second";
+  std::vector<std::string> order;
+  for (const auto& e : replays[0]["events"]) {
+    const std::string type = e["type"].get<std::string>();
+    if (type == "result_row" || type == "completion") order.push_back(type);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"result_row", "result_row", "result_row", "result_row",
+                                             "completion", "result_row", "completion"}));
+  EXPECT_EQ(event_field(records[0], "result_columns"), "i");
+  EXPECT_EQ(event_field(records[1], "result_columns"), "") << "only the first batch names them";
+  EXPECT_EQ(event_field(records[4], "result_columns"), "?column?");
 }
 
 TEST_F(Rows, EachPreparedExecutionIsRecordedWithItsParameter) {

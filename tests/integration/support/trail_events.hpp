@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <vector>
 
 #include "tests/integration/support/trail.hpp"
 
@@ -18,6 +19,18 @@ inline std::string event_field(const nlohmann::json& event, const std::string& n
   std::string out;
   if (v.is_array()) {
     for (const auto& e : v) out += (out.empty() ? "" : ",") + (e.is_string() ? e.get<std::string>() : e.dump());
+  }
+  return out;
+}
+
+// Every value of a field of a replayed event, in order (a repeated field is an array).
+inline std::vector<std::string> event_values(const nlohmann::json& event, const std::string& name) {
+  std::vector<std::string> out;
+  if (!event.contains("fields") || !event["fields"].contains(name)) return out;
+  const auto& v = event["fields"][name];
+  if (v.is_string()) out.push_back(v.get<std::string>());
+  if (v.is_array()) {
+    for (const auto& e : v) out.push_back(e.is_string() ? e.get<std::string>() : e.dump());
   }
   return out;
 }
