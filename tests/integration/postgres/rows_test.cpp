@@ -150,6 +150,29 @@ TEST_F(Rows, ALargeResultIsRecordedInBoundedBatchesInOrder) {
   EXPECT_EQ(event_field(records[4], "result_columns"), "?column?");
 }
 
+TEST_F(Rows, RowsNotRecordedAreStillCountedExactly) {
+  GatewayOptions options;
+  options.recording_extra = "  statement_result_bytes_max: 0\n";  // rows pass in runs, unread
+  Gateway gw(*pg_, options);
+  const std::string token = gw.token("alice", {"devs"});
+  auto r = gw.psql(token, {"-A", "-t", "-c", "SELECT i FROM generate_series(1, 5000) i"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << gw.log();
+  size_t lines = 0;
+  for (char ch : r.out) lines += ch == '\n';
+  EXPECT_EQ(lines, 5000u);
+  ASSERT_EQ(gw.stop(), 0) << gw.log();
+
+  const auto replays = replays_with(gw, "completion");
+  ASSERT_EQ(replays.size(), 1u);
+  EXPECT_TRUE(events_of_type(replays[0], "result_row").empty());
+  const auto completions = events_of_type(replays[0], "completion");
+  ASSERT_EQ(completions.size(), 1u);
+  EXPECT_EQ(event_field(completions[0], "result_rows"), "5000");
+  // Each DataRow of one int4 in text: type, length, column count, value length (11 bytes) and
+  // its digits: 9 x 1 + 90 x 2 + 900 x 3 + 4001 x 4 = 18 893 digits.
+  EXPECT_EQ(event_field(completions[0], "result_bytes"), std::to_string(5000 * 11 + 18893));
+}
+
 TEST_F(Rows, EachPreparedExecutionIsRecordedWithItsParameter) {
   Gateway gw(*pg_);
   const std::string token = gw.token("bench-bot", {"devs"});
