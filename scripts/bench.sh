@@ -5,7 +5,7 @@
 #
 #   scripts/bench.sh [--smoke] [--duration S] [--repeat R] [--clients "1 8 64"] [--bulk-mb MB]
 #                    [--idle N] [--scale N] [--results FILE] [--note TEXT] [--no-build] [--keep]
-#                    [--parts "pgbench connect bulk select idle"] [--modes "simple prepared"]
+#                    [--parts "pgbench rows connect bulk select idle"] [--modes "simple prepared"]
 #                    [--serve]
 #
 # --smoke: a few seconds of each path (1 s runs, -c 1 and 8, 20 MB bulk reads, 100 idle
@@ -39,7 +39,7 @@ note=""
 build=1
 keep=0
 build_dir=${GATEHOUSE_BUILD_DIR:-build}
-parts="pgbench connect bulk select idle"
+parts="pgbench rows connect bulk select idle"
 
 usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
@@ -376,17 +376,19 @@ declare -A res  # "workload|path|field" -> values of the repetitions, space sepa
 add() { res["$1|$2|$3"]="${res["$1|$2|$3"]:-} $4"; }
 med() { median ${res["$1|$2|$3"]:-}; }
 
-# run_pgbench WORKLOAD PATH MODE CLIENTS CONNECT(0|1) SECONDS
+# run_pgbench WORKLOAD PATH MODE CLIENTS CONNECT(0|1) SECONDS; MODE simple, prepared, extended
+# (pgbench -S) or file:SCRIPT (pgbench -f SCRIPT, simple protocol).
 run_pgbench() {
   local workload=$1 path=$2 mode=$3 clients=$4 connect=$5 seconds=$6
   local threads=$((clients < 2 ? clients : 2))
   local prefix=$work/logs/pgbench-$workload-$path
   local extra=()
   [ "$connect" -eq 1 ] && extra+=(--connect)
+  if [[ $mode == file:* ]]; then extra+=(-f "${mode#file:}"); mode=simple; else extra+=(-S); fi
   local pid=${pid_of[$path]} before after out threads0="" threads1=""
   [ "$path" = gatehouse ] && threads0=$(thread_ticks "$pid")
   before=$(cpu_ticks "$pid")
-  out=$(PGPASSWORD=$(password_of "$path") "$pgbench" -n -S -M "$mode" -c "$clients" -j "$threads" \
+  out=$(PGPASSWORD=$(password_of "$path") "$pgbench" -n -M "$mode" -c "$clients" -j "$threads" \
           -T "$seconds" "${extra[@]}" -l --log-prefix="$prefix" \
           -h 127.0.0.1 -p "${port_of[$path]}" -U bench bench 2>&1) \
     || { printf '%s\n' "$out" >&2; die "pgbench $workload through $path"; }
@@ -467,6 +469,19 @@ if has_part pgbench; then
     done
   done
   pg_workloads+=("${workloads[@]}")
+fi
+
+# ---- result rows: a 1000-row SELECT per transaction (what recording every row costs) -----------
+if has_part rows; then
+  rows_w="rows-c$connect_clients"
+  printf 'SELECT i, i * 7 AS n FROM generate_series(1, 1000) i;\n' > "$work/rows1000.sql"
+  for rep in $(seq 1 "$repeat"); do
+    log "1000-row SELECT -c $connect_clients, repetition $rep/$repeat"
+    for path in $paths; do
+      run_pgbench "$rows_w" "$path" "file:$work/rows1000.sql" "$connect_clients" 0 "$duration"
+    done
+  done
+  pg_workloads+=("$rows_w")
 fi
 
 # ---- connection rate: pgbench --connect ---------------------------------------------------------
@@ -565,6 +580,7 @@ title_of() {
   case $1 in
     S-*) local m=${1#S-}; echo "-S -M ${m%-c*} -c ${m##*-c}" ;;
     connect-*) echo "-S --connect -c ${1#connect-c}" ;;
+    rows-*) echo "1000-row SELECT (-f) -c ${1#rows-c}" ;;
   esac
 }
 
