@@ -119,6 +119,19 @@ class SmallDisk {
   std::string error_;
 };
 
+// Runs `sql` until it succeeds: once space is back, statements are refused until the flusher's
+// next retry (every second) writes what waited. Bounded: 50 tries, 200 ms apart.
+RunResult run_once_space_is_back(const Gateway& gw, const std::string& token,
+                                 const std::string& sql) {
+  RunResult r;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    r = gw.psql(token, {"-c", sql});
+    if (r.exit_code == 0) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  return r;
+}
+
 TEST(StrictDurability, FullDiskRefusesStatementsUnrunAndRecordsAgainOnceSpaceIsBack) {
   PostgresServer pg;
   ASSERT_EQ(pg.psql("CREATE TABLE disk_t (i int); GRANT ALL ON disk_t TO PUBLIC").exit_code, 0);
@@ -143,16 +156,10 @@ TEST(StrictDurability, FullDiskRefusesStatementsUnrunAndRecordsAgainOnceSpaceIsB
   auto rows = pg.psql("SELECT string_agg(i::text, ',' ORDER BY i) FROM disk_t");
   EXPECT_EQ(rows.out, "1\n") << "the refused statement must not reach the server";
 
-  // Space comes back: the flusher writes what waited (retrying every second), and statements
-  // run again. Until its retry succeeds they are still refused, so try a bounded number of times.
+  // Space comes back: the flusher writes what waited, and statements run again.
   fs::remove(mount_root.path() / "trail" / "filler");
-  bool ran = false;
-  for (int attempt = 0; attempt < 50 && !ran; ++attempt) {
-    r = gw.psql(token, {"-c", "INSERT INTO disk_t VALUES (3)"});
-    ran = r.exit_code == 0;
-    if (!ran) std::this_thread::sleep_for(200ms);
-  }
-  ASSERT_TRUE(ran) << r.err << gw.log();
+  r = run_once_space_is_back(gw, token, "INSERT INTO disk_t VALUES (3)");
+  ASSERT_EQ(r.exit_code, 0) << r.err << gw.log();
   rows = pg.psql("SELECT string_agg(i::text, ',' ORDER BY i) FROM disk_t");
   EXPECT_EQ(rows.out, "1,3\n");
   EXPECT_NE(gw.log().find("No space left on device"), std::string::npos) << gw.log();
@@ -224,13 +231,8 @@ TEST(StrictDurability, FullRingOnAFailingDiskRefusesStatementsAtOnceAndServiceRe
   EXPECT_EQ(rows.out, "1\n") << "no refused statement may reach the server";
 
   fs::remove(mount_root.path() / "trail" / "filler");
-  bool ran = false;
-  for (int attempt = 0; attempt < 50 && !ran; ++attempt) {
-    r = gw.psql(token, {"-c", "INSERT INTO ring_t VALUES (3)"});
-    ran = r.exit_code == 0;
-    if (!ran) std::this_thread::sleep_for(200ms);
-  }
-  ASSERT_TRUE(ran) << r.err << gw.log();
+  r = run_once_space_is_back(gw, token, "INSERT INTO ring_t VALUES (3)");
+  ASSERT_EQ(r.exit_code, 0) << r.err << gw.log();
   rows = pg.psql("SELECT string_agg(i::text, ',' ORDER BY i) FROM ring_t");
   EXPECT_EQ(rows.out, "1,3\n");
 
